@@ -1,0 +1,136 @@
+"""SIP message syntax parser (RFC 3261 §7, §25).
+
+``parse_message`` turns the bytes of one message into a ``Request`` or ``Response``; it checks
+syntax only (start line, header field lines, framing). Whether the fields make sense together
+is ``sip.validate``'s job. The only exception that escapes is ``SipParseError``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sip.errors import SipParseError
+from sip.message import CANONICAL_NAMES, Headers, Request, Response, header_key
+
+MAX_HEADER_FIELDS = 256
+MAX_MESSAGE_SIZE = 65535
+
+# RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+_VERSION_RE = re.compile(r"SIP/(\d+)\.(\d+)", re.IGNORECASE)
+_STATUS_RE = re.compile(r"[1-6][0-9][0-9]")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:")
+
+
+def _split_head(data: bytes) -> tuple[bytes, bytes]:
+    """Split at the empty line ending the header section (RFC 3261 §7)."""
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        return data[:end], data[end + 4 :]
+    # Tolerate bare-LF line ends (RFC 3261 §7.5 asks for CRLF, peers sometimes send LF).
+    end = data.find(b"\n\n")
+    if end >= 0:
+        return data[:end], data[end + 2 :]
+    raise SipParseError("Header section not terminated")
+
+
+def _unfold_lines(head: str) -> list[str]:
+    """Header lines with LWS continuation lines joined (RFC 3261 §7.3.1)."""
+    lines = head.split("\r\n") if "\r\n" in head else head.split("\n")
+    out: list[str] = []
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            if not out:
+                raise SipParseError("Leading whitespace before start line")
+            out[-1] = out[-1].rstrip() + " " + line.strip()
+        else:
+            out.append(line)
+    return out
+
+
+def _parse_start_line(line: str) -> Request | Response:
+    if line.startswith("SIP/") or line[:4].upper() == "SIP/":
+        # Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (RFC 3261 §7.2)
+        parts = line.split(" ", 2)
+        if len(parts) < 3 or not _VERSION_RE.fullmatch(parts[0]):
+            raise SipParseError("Malformed status line")
+        code = parts[1]
+        if not _STATUS_RE.fullmatch(code):
+            raise SipParseError("Malformed status code")
+        return Response(int(code), parts[2], Headers(), b"", parts[0].upper())
+    # Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §7.1): single spaces,
+    # no LWS inside the URI (RFC 4475 §3.1.2.8-10 allow refusing the liberal forms).
+    parts = line.split(" ")
+    if len(parts) != 3:
+        raise SipParseError("Malformed request line")
+    method, uri, version = parts
+    if not TOKEN_RE.fullmatch(method):
+        raise SipParseError("Malformed method")
+    if not _VERSION_RE.fullmatch(version):
+        raise SipParseError("Malformed SIP version")
+    if not uri or not _SCHEME_RE.match(uri) or "<" in uri or ">" in uri or "\t" in uri:
+        raise SipParseError("Malformed Request-URI")
+    return Request(method, uri, Headers(), b"", version.upper())
+
+
+def _content_length(headers: Headers) -> int | None:
+    values = headers.get_all("Content-Length")
+    if not values:
+        return None
+    first = values[0].strip()
+    if any(v.strip() != first for v in values[1:]):
+        raise SipParseError("Conflicting Content-Length headers")  # RFC 4475 §3.3.9
+    if not first.isdigit() or not first.isascii():
+        raise SipParseError("Malformed Content-Length")
+    length = int(first)
+    if length > MAX_MESSAGE_SIZE:
+        raise SipParseError("Content-Length too large")
+    return length
+
+
+def parse_head(head: bytes) -> Request | Response:
+    """Parse a start line and header fields (no body); used by the stream framer as well."""
+    text = head.decode("utf-8", "surrogateescape")
+    lines = _unfold_lines(text)
+    if not lines or not lines[0]:
+        raise SipParseError("Empty start line")
+    message = _parse_start_line(lines[0])
+    if len(lines) - 1 > MAX_HEADER_FIELDS:
+        raise SipParseError("Too many header fields")
+    headers = message.headers
+    for line in lines[1:]:
+        colon = line.find(":")
+        if colon <= 0:
+            raise SipParseError("Malformed header line")
+        # HCOLON = *( SP / HTAB ) ":" SWS  (RFC 3261 §25.1)
+        name = line[:colon].rstrip(" \t")
+        if not TOKEN_RE.fullmatch(name):
+            raise SipParseError("Malformed header name")
+        key = header_key(name)
+        headers._add_keyed(key, CANONICAL_NAMES.get(key, name), line[colon + 1 :].strip(" \t"))
+    return message
+
+
+def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
+    """Parse one whole message.
+
+    ``datagram``: the bytes are a UDP datagram. Content-Length then bounds the body and any
+    trailing octets are noise (RFC 3261 §18.3, RFC 4475 §3.1.1.8); without Content-Length the
+    body is the rest of the datagram (RFC 2543 compatibility, RFC 4475 §3.4.1). A body shorter
+    than Content-Length is an error (RFC 4475 §3.1.2.2). For stream transports the framer has
+    already cut the message at Content-Length.
+    """
+    if len(data) > MAX_MESSAGE_SIZE:
+        raise SipParseError("Message too large", 513)
+    head, rest = _split_head(data)
+    message = parse_head(head)
+    length = _content_length(message.headers)
+    if length is None:
+        if not datagram and rest:
+            raise SipParseError("Missing Content-Length")
+        message.body = rest
+    elif length > len(rest):
+        raise SipParseError("Content-Length larger than body")
+    else:
+        message.body = rest[:length]
+    return message
