@@ -1,0 +1,45 @@
+# VoxEdge: the two commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the tests and benchmarks use: SIPp, baresip, iproute2 (loopback namespaces).
+APT_TEST := sip-tester baresip iproute2
+
+.PHONY: run test bench lint system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Install what is missing, once: `apt-get update` only when something must be installed.
+system-deps:
+	@missing=""; \
+	command -v sipp >/dev/null || missing="$$missing sip-tester"; \
+	command -v baresip >/dev/null || missing="$$missing baresip"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/voxedge-edge --config examples/standalone.toml
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy sip
+
+test: $(STAMP) system-deps lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: $(STAMP) system-deps
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

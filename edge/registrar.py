@@ -1,0 +1,250 @@
+"""The registrar (RFC 3261 §10.3) with digest authentication (RFC 7616 / RFC 8760).
+
+Pure: a validated REGISTER, its flow, the config snapshot and ``now`` in; a response out. The
+asyncio glue sends it through the server transaction.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from edge.config import EdgeConfig
+from edge.limits import AuthFailureThrottle
+from edge.location import Binding, LocationService
+from sip.digest import DigestAuthenticator, DigestError, parse_credentials
+from sip.errors import SipParseError
+from sip.flow import Flow
+from sip.headers import parse_name_addr, parse_uint
+from sip.message import Request, Response, response_to
+from sip.uri import SipUri, uri_equal
+from sip.validate import MAX_EXPIRES, RequestInfo
+
+log = logging.getLogger("voxedge.registrar")
+
+Reject = Callable[[str], None]
+_QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+
+
+@dataclass(slots=True)
+class _ContactUpdate:
+    contact: str
+    uri: SipUri
+    q: float
+    expires: int
+
+
+class Registrar:
+    def __init__(
+        self,
+        authenticator: DigestAuthenticator,
+        location: LocationService,
+        throttle: AuthFailureThrottle,
+        count: Reject,
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self.authenticator = authenticator
+        self.location = location
+        self.throttle = throttle
+        self._count = count  # metrics hook: one call per rejection reason
+        self._wall_clock = wall_clock
+
+    def handle(
+        self, request: Request, info: RequestInfo, flow: Flow, config: EdgeConfig, now: float
+    ) -> Response:
+        settings = config.edge
+        source_ip = flow.remote[0]
+        to_uri = info.to.parsed_uri()
+        # RFC 3261 §10.3 step 1 and §10.2: the AOR must be a SIP or SIPS URI in our domain.
+        if not isinstance(to_uri, SipUri):
+            self._count("BAD_AOR")
+            return response_to(request, 400, "AOR must be a SIP or SIPS URI")
+        if to_uri.host != settings.domain.lower() or not to_uri.user:
+            self._count("NO_ROUTE")
+            return response_to(request, 404, "Domain not served here")
+        if self.throttle.is_blocked(source_ip, now):
+            self._count("AUTH_THROTTLED")
+            return response_to(request, 403, "Too many failed authentications")
+        # Step 3: authenticate. A request without usable Digest credentials gets a challenge,
+        # which is not a failure (RFC 3261 §22.2; RFC 4475 §3.3.7 for unknown schemes).
+        username = self._authenticate(request, now, source_ip, config)
+        if isinstance(username, Response):
+            return username
+        aor = to_uri.aor()
+        # Step 4: the authenticated identity may only change its own bindings.
+        if username != unquote(to_uri.user, errors="surrogateescape"):
+            self._count("AUTH_FAILED")
+            log.info(
+                "register denied: user %s may not bind %s (source %s)", username, aor, source_ip
+            )
+            return response_to(request, 403, "Not allowed to register this AOR")
+        try:
+            updates, wildcard = _contact_updates(request, info, config)
+        except SipParseError as exc:
+            self._count("BAD_REQUEST")
+            return response_to(request, exc.status, exc.reason)
+        response = self._apply(request, info, flow, aor, updates, wildcard, config, now)
+        if response.status == 200:
+            log.debug("registered %s: %d contact(s) from %s", aor, len(updates), source_ip)
+        return response
+
+    def _authenticate(
+        self, request: Request, now: float, source_ip: str, config: EdgeConfig
+    ) -> str | Response:
+        header = request.headers.get("Authorization")
+        creds = None
+        if header is not None:
+            try:
+                creds = parse_credentials(header)
+            except DigestError as exc:
+                self._count("BAD_REQUEST")
+                return response_to(request, 400, f"Malformed Authorization: {exc.reason}")
+            if creds.scheme.lower() != "digest" or creds.realm != config.edge.domain:
+                creds = None  # someone else's credentials: challenge for ours
+        if creds is None:
+            return self._challenge(request, now, stale=False)
+        result = self.authenticator.verify(creds, "REGISTER", _ha1_lookup(config), now)
+        if result.ok and result.username is not None:
+            self.throttle.record_success(source_ip)
+            return result.username
+        if result.stale:
+            return self._challenge(request, now, stale=True)
+        self._count("AUTH_FAILED")
+        if self.throttle.record_failure(source_ip, now):
+            log.warning(
+                "auth throttle: source %s blocked after repeated failures (last user %s)",
+                source_ip,
+                result.username,
+            )
+        log.info(
+            "register auth failed: user %s from %s: %s", result.username, source_ip, result.reason
+        )
+        return response_to(request, 403, "Authentication failed")
+
+    def _challenge(self, request: Request, now: float, *, stale: bool) -> Response:
+        response = response_to(request, 401)
+        for value in self.authenticator.challenge_values(now, stale=stale):
+            response.headers.add("WWW-Authenticate", value)
+        return response
+
+    def _apply(
+        self,
+        request: Request,
+        info: RequestInfo,
+        flow: Flow,
+        aor: str,
+        updates: list[_ContactUpdate],
+        wildcard: bool,
+        config: EdgeConfig,
+        now: float,
+    ) -> Response:
+        current = self.location.lookup(aor, now)
+        if wildcard:
+            # §10.3 step 6: '*' removes every binding unless one is newer (same Call-ID,
+            # higher or equal CSeq).
+            for binding in current:
+                if binding.call_id == info.call_id and binding.cseq >= info.cseq:
+                    self._count("OUT_OF_ORDER")
+                    return response_to(request, 500, "CSeq out of order")
+            self.location.commit(aor, [], now)
+            return self._ok(request, [], now)
+        minimum = config.edge.min_expires
+        for update in updates:
+            if 0 < update.expires < minimum:
+                # §10.3 step 7 / §20.23: too brief, say the minimum.
+                self._count("INTERVAL_TOO_BRIEF")
+                response = response_to(request, 423)
+                response.headers.add("Min-Expires", str(minimum))
+                return response
+        result = list(current)
+        for update in updates:
+            existing = next((b for b in result if uri_equal(b.uri, update.uri)), None)
+            if existing is not None:
+                # §10.3 step 7: same Call-ID must come with a higher CSeq.
+                if existing.call_id == info.call_id and existing.cseq >= info.cseq:
+                    self._count("OUT_OF_ORDER")
+                    return response_to(request, 500, "CSeq out of order")
+                result.remove(existing)
+            if update.expires > 0:
+                expires = min(update.expires, config.edge.max_expires)
+                result.append(
+                    Binding(
+                        aor,
+                        update.contact,
+                        update.uri,
+                        update.q,
+                        now + expires,
+                        info.call_id,
+                        info.cseq,
+                        flow,
+                    )
+                )
+        if len(result) > self.location.max_bindings_per_aor:
+            self._count("TOO_MANY_CONTACTS")
+            return response_to(request, 403, "Too many contacts for this AOR")
+        # Step 7: all updates succeeded, so they become visible together.
+        if updates:
+            self.location.commit(aor, result, now)
+        return self._ok(request, result, now)
+
+    def _ok(self, request: Request, bindings: list[Binding], now: float) -> Response:
+        response = response_to(request, 200)
+        # §10.3 step 8: every current binding with its expiry, and a Date header.
+        for binding in bindings:
+            q = f";q={binding.q:g}" if binding.q != 1.0 else ""
+            response.headers.add(
+                "Contact", f"<{binding.contact}>;expires={binding.remaining(now)}{q}"
+            )
+        response.headers.add("Date", email.utils.formatdate(self._wall_clock(), usegmt=True))
+        return response
+
+
+def _ha1_lookup(config: EdgeConfig) -> Callable[[str, str], str | None]:
+    def lookup(username: str, algorithm: str) -> str | None:
+        phone = config.phone_by_extension(username)
+        return phone.ha1.get(algorithm) if phone is not None else None
+
+    return lookup
+
+
+def _contact_updates(
+    request: Request, info: RequestInfo, config: EdgeConfig
+) -> tuple[list[_ContactUpdate], bool]:
+    """The Contact values of a REGISTER with their expiry and q (RFC 3261 §10.3 steps 6-7)."""
+    values = request.headers.values("Contact")
+    if values == ["*"]:
+        # §10.3 step 6: '*' only with Expires: 0 and no other Contact.
+        if info.expires != 0:
+            raise SipParseError("Wildcard Contact requires Expires: 0")
+        return [], True
+    if "*" in values:
+        raise SipParseError("Wildcard Contact must be alone")
+    default = info.expires if info.expires is not None else config.edge.default_expires
+    updates: list[_ContactUpdate] = []
+    for value in values:
+        contact = parse_name_addr(value, "Contact")
+        uri = contact.parsed_uri()
+        if not isinstance(uri, SipUri):
+            raise SipParseError("Contact must be a SIP or SIPS URI")
+        expires_param = contact.params.get("expires")
+        expires = (
+            parse_uint(expires_param, "Contact expires", MAX_EXPIRES)
+            if expires_param is not None
+            else default
+        )
+        q = _parse_q(contact.params.get("q"))
+        updates.append(_ContactUpdate(contact.uri, uri, q, expires))
+    return updates, False
+
+
+def _parse_q(value: str | None) -> float:
+    """qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) (RFC 3261 §25.1)."""
+    if value is None:
+        return 1.0
+    if not _QVALUE_RE.fullmatch(value):
+        raise SipParseError("Malformed Contact q value")
+    return float(value)

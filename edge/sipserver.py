@@ -1,0 +1,355 @@
+"""The edge's SIP service: transports → parser → transactions → registrar/UAS, and back.
+
+This is asyncio glue around the sans-I/O cores. Incoming messages go through one bounded
+ingress queue (full queue → ``503`` with ``Retry-After``, DESIGN.md principle 3), are parsed
+and validated, matched to transactions, and handed to the request handlers by listener side:
+the phone side registers and answers phones; the trunk side admits only configured carriers
+(none yet, so it refuses everything with ``403``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge.certs import ensure_self_signed, server_ssl_context
+from edge.config import EdgeConfig, HostPort, Listener
+from edge.limits import AuthFailureThrottle, RateLimiter
+from edge.location import LocationService
+from edge.registrar import Registrar
+from edge.timers import EngineTimer
+from sip.digest import DigestAuthenticator
+from sip.errors import SipParseError
+from sip.flow import Flow
+from sip.headers import BRANCH_COOKIE
+from sip.message import Request, Response, response_to
+from sip.parser import parse_message
+from sip.stateless import error_response, stamp_via
+from sip.transaction import (
+    Event,
+    Overloaded,
+    RequestReceived,
+    ResponseReceived,
+    Send,
+    ServerTransaction,
+    TimerConfig,
+    TransactionLayer,
+)
+from sip.transport import Transports
+from sip.validate import RequestInfo, validate_request, validate_response
+
+log = logging.getLogger("voxedge.sip")
+
+# RFC 3261 §8.2.1: methods we recognise (others get 501) and the ones this edge serves.
+KNOWN_METHODS = frozenset(
+    "INVITE ACK BYE CANCEL OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER "
+    "MESSAGE UPDATE".split()
+)
+ALLOWED_METHODS = ("REGISTER", "OPTIONS", "ACK", "CANCEL")
+ALLOW = ", ".join(ALLOWED_METHODS)
+SERVER_HEADER = "VoxEdge"
+PHONES = "phones"
+TRUNKS = "trunks"
+
+
+@dataclass(frozen=True, slots=True)
+class BoundListener:
+    side: str
+    transport: str
+    address: tuple[str, int]
+
+
+class SipService:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        secret: bytes | None = None,
+        max_queue: int = 4096,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._loop = asyncio.get_running_loop()
+        settings = config.edge
+        self.transactions = TransactionLayer(TimerConfig(settings.t1, settings.t2, settings.t4))
+        self.location = LocationService()
+        self.authenticator = DigestAuthenticator(
+            secret or secrets.token_bytes(32), settings.domain, settings.nonce_ttl
+        )
+        self.registrar = Registrar(
+            self.authenticator,
+            self.location,
+            AuthFailureThrottle(settings.auth_failures, settings.auth_cooldown),
+            self._reject,
+            wall_clock,
+        )
+        self.transports = Transports(
+            self._on_bytes,
+            max_connections=settings.max_connections,
+            idle_timeout=settings.tcp_idle_timeout,
+        )
+        self.listeners: list[BoundListener] = []
+        self._sides: dict[tuple[str, str, int], str] = {}
+        self._limiters: dict[str, RateLimiter | None] = {}
+        self._queue: collections.deque[tuple[bytes, Flow]] = collections.deque()
+        self._max_queue = max_queue
+        self._draining = False
+        self._txn_timer = EngineTimer(
+            self._loop, self.transactions.next_deadline, self._on_txn_timer
+        )
+        self._location_timer = EngineTimer(
+            self._loop, self.location.next_deadline, self._on_location_timer
+        )
+        self._nonce_timer = EngineTimer(
+            self._loop, self.authenticator.next_deadline, self.authenticator.handle_timer
+        )
+        self._configure_limiters(config)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> list[BoundListener]:
+        for side, listener in (
+            (PHONES, self.config.phones_listener),
+            (TRUNKS, self.config.trunks_listener),
+        ):
+            if listener is not None:
+                await self._listen(side, listener)
+        return self.listeners
+
+    async def _listen(self, side: str, listener: Listener) -> None:
+        if listener.udp is not None:
+            self._bound(side, "udp", await self.transports.listen_udp(*_bind(listener.udp)))
+        if listener.tcp is not None:
+            self._bound(side, "tcp", await self.transports.listen_tcp(*_bind(listener.tcp)))
+        if listener.tls is not None and listener.tls_cert and listener.tls_key:
+            if listener.tls_self_signed:
+                ensure_self_signed(
+                    listener.tls_cert,
+                    listener.tls_key,
+                    self.config.edge.domain,
+                    [self.config.edge.advertise, self.config.edge.domain, listener.tls.host],
+                )
+            context = server_ssl_context(listener.tls_cert, listener.tls_key)
+            address = await self.transports.listen_tls(*_bind(listener.tls), context)
+            self._bound(side, "tls", address)
+
+    def _bound(self, side: str, transport: str, address: tuple[str, int]) -> None:
+        self.listeners.append(BoundListener(side, transport, address))
+        self._sides[(transport, address[0], address[1])] = side
+        log.info("listening: %s %s %s:%d", side, transport, address[0], address[1])
+
+    async def stop(self) -> None:
+        for timer in (self._txn_timer, self._location_timer, self._nonce_timer):
+            timer.cancel()
+        await self.transports.close()
+
+    def reload(self, config: EdgeConfig) -> None:
+        """Swap the config snapshot (listener addresses need a restart to change)."""
+        self.config = config
+        self._configure_limiters(config)
+
+    def _configure_limiters(self, config: EdgeConfig) -> None:
+        now = self._loop.time()
+        for side, listener in ((PHONES, config.phones_listener), (TRUNKS, config.trunks_listener)):
+            rate = listener.max_registration_rate if listener is not None else None
+            self._limiters[side] = RateLimiter(rate, now) if rate is not None else None
+
+    # ------------------------------------------------------------------ ingress
+
+    def _on_bytes(self, data: bytes, flow: Flow) -> None:
+        if len(self._queue) >= self._max_queue:
+            self._overload(data, flow)
+            return
+        self._queue.append((data, flow))
+        if not self._draining:
+            self._draining = True
+            self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        queue = self._queue
+        # Work through what is queued now; later arrivals wait for the next loop turn so
+        # timers and I/O keep running under load.
+        for _ in range(len(queue)):
+            data, flow = queue.popleft()
+            try:
+                self._process(data, flow)
+            except Exception:  # a bug must cost one message, never the service
+                self.counters["INTERNAL_ERROR"] += 1
+                log.exception("internal error on a message from %s", flow.remote)
+        self._txn_timer.poke()
+        if queue:
+            self._loop.call_soon(self._drain)
+        else:
+            self._draining = False
+
+    def _overload(self, data: bytes, flow: Flow) -> None:
+        self.counters["OVERLOAD"] += 1
+        response = error_response(data, SipParseError("Service Unavailable", 503))
+        if response is not None:
+            response.headers.add("Retry-After", "5")
+            self._send_stateless(response, flow)
+
+    def _process(self, data: bytes, flow: Flow) -> None:
+        try:
+            message = parse_message(data, datagram=not flow.reliable)
+        except SipParseError as exc:
+            self._refuse(data, flow, exc)
+            return
+        if isinstance(message, Response):
+            self._on_response(message, flow)
+            return
+        try:
+            info = validate_request(message)
+        except SipParseError as exc:
+            self._refuse(data, flow, exc)
+            return
+        top = info.vias[0]
+        if top.branch == BRANCH_COOKIE:
+            # RFC 4475 §3.2.1: a cookie with no identifier cannot key a transaction.
+            self._refuse(data, flow, SipParseError("Missing transaction identifier in branch"))
+            return
+        reply_flow = stamp_via(message, top, flow)
+        self._emit(self.transactions.receive_request(message, reply_flow, self._loop.time()), info)
+
+    def _refuse(self, data: bytes, flow: Flow, error: SipParseError) -> None:
+        self.counters["BAD_REQUEST"] += 1
+        log.info("malformed message from %s:%d: %s", flow.remote[0], flow.remote[1], error.reason)
+        response = error_response(data, error)
+        if response is not None:
+            self._send_stateless(response, flow)
+
+    def _on_response(self, response: Response, flow: Flow) -> None:
+        try:
+            validate_response(response)
+        except SipParseError:
+            self.counters["BAD_RESPONSE"] += 1
+            return
+        self._emit(self.transactions.receive_response(response, flow, self._loop.time()), None)
+
+    def _send_stateless(self, response: Response, flow: Flow) -> None:
+        _finish(response)
+        self.transports.send(flow, response.to_bytes())
+
+    # ------------------------------------------------------------------ transaction events
+
+    def _emit(self, events: list[Event], info: RequestInfo | None) -> None:
+        for event in events:
+            if isinstance(event, Send):
+                self.transports.send(event.flow, event.data)
+            elif isinstance(event, RequestReceived):
+                if event.transaction is not None and info is not None:
+                    self._on_request(event.transaction, event.request, info)
+            elif isinstance(event, Overloaded):
+                self.counters["OVERLOAD"] += 1
+                response = response_to(event.request, 503)
+                response.headers.add("Retry-After", "5")
+                self._send_stateless(response, event.flow)
+            elif isinstance(event, ResponseReceived):
+                self.counters["STRAY_RESPONSE" if event.transaction is None else "RESPONSE"] += 1
+
+    def _on_txn_timer(self, now: float) -> None:
+        self._emit(self.transactions.handle_timer(now), None)
+
+    def _on_location_timer(self, now: float) -> None:
+        for binding in self.location.handle_timer(now):
+            log.debug("binding expired: %s -> %s", binding.aor, binding.contact)
+
+    def _reject(self, reason: str) -> None:
+        self.counters[reason] += 1
+
+    # ------------------------------------------------------------------ requests (UAS)
+
+    def _on_request(self, txn: ServerTransaction, request: Request, info: RequestInfo) -> None:
+        side = self._sides.get((txn.flow.transport, *txn.flow.local), PHONES)
+        response = self._answer(side, request, info, txn.flow)
+        if response is None:
+            return
+        _finish(response, info.to.tag)
+        self._emit(self.transactions.respond(txn, response, self._loop.time()), None)
+        self._location_timer.poke()
+        self._nonce_timer.poke()
+
+    def _answer(
+        self, side: str, request: Request, info: RequestInfo, flow: Flow
+    ) -> Response | None:
+        method = request.method
+        if method == "ACK":
+            return None  # an ACK that matched no transaction: no dialogs yet, nothing to do
+        if method not in KNOWN_METHODS:
+            self.counters["NOT_IMPLEMENTED"] += 1
+            return _with_allow(response_to(request, 501))  # RFC 3261 §8.2.1
+        if side == TRUNKS:
+            self.counters["ACL_DENY"] += 1
+            return response_to(request, 403, "No trunk admits this source")
+        required = [tag for tag in request.headers.values("Require") if tag]
+        if required and method != "CANCEL":
+            # RFC 3261 §8.2.2.3: we support no extensions yet.
+            self.counters["BAD_EXTENSION"] += 1
+            response = response_to(request, 420)
+            response.headers.add("Unsupported", ", ".join(required))
+            return response
+        if not self._is_local(info):
+            self.counters["NO_ROUTE"] += 1
+            return response_to(request, 404, "Domain not served here")
+        if method == "REGISTER":
+            limiter = self._limiters.get(side)
+            now = self._loop.time()
+            if limiter is not None and not limiter.allow(now):
+                self.counters["RATE_LIMITED"] += 1
+                response = response_to(request, 503, "Registration rate exceeded")
+                response.headers.add("Retry-After", str(limiter.retry_after()))
+                return response
+            return self.registrar.handle(request, info, flow, self.config, now)
+        if method == "OPTIONS":
+            return _capabilities(response_to(request, 200))
+        if method == "CANCEL":
+            # RFC 3261 §9.2: no INVITE transaction to cancel.
+            return response_to(request, 481)
+        self.counters["METHOD_NOT_ALLOWED"] += 1
+        return _with_allow(response_to(request, 405))
+
+    def _is_local(self, info: RequestInfo) -> bool:
+        """Whether the Request-URI names this edge: its domain, address or a listener."""
+        uri = info.uri
+        host = getattr(uri, "host", None)
+        if host is None:
+            return False
+        settings = self.config.edge
+        bare = host.strip("[]")
+        if bare in (settings.domain.lower(), settings.advertise.lower()):
+            user = getattr(uri, "user", None)
+            return user is None or self.config.phone_by_extension(user) is not None
+        return any(bare == bound.address[0] for bound in self.listeners)
+
+
+def _bind(address: HostPort) -> tuple[str, int]:
+    return ("127.0.0.1" if address.host == "localhost" else address.host), address.port
+
+
+def _finish(response: Response, to_tag: str | None = None) -> None:
+    """Headers every response of ours carries: a To tag (RFC 3261 §8.2.6.2) and Server."""
+    if response.status > 100 and to_tag is None:
+        to = response.headers.get("To")
+        if to is not None and ";tag=" not in to.lower().replace(" ", ""):
+            response.headers.set("To", f"{to};tag={secrets.token_hex(6)}")
+    response.headers.add("Server", SERVER_HEADER)
+
+
+def _with_allow(response: Response) -> Response:
+    response.headers.add("Allow", ALLOW)
+    return response
+
+
+def _capabilities(response: Response) -> Response:
+    # RFC 3261 §11.2: OPTIONS answers say what we can do.
+    response.headers.add("Allow", ALLOW)
+    response.headers.add("Accept", "application/sdp")
+    response.headers.add("Accept-Encoding", "identity")
+    response.headers.add("Supported", "")
+    return response
