@@ -35,7 +35,7 @@ def _nonce_secret(data_dir: Path) -> bytes:
 
 
 def _banner(config: EdgeConfig, service: SipService) -> str:
-    lines = [f"VoxEdge edge {config.edge.name!r} ready, SIP domain {config.edge.domain}"]
+    lines = [f"VoxEdge edge {config.edge.name!r}, SIP domain {config.edge.domain}, listening:"]
     for bound in service.listeners:
         host, port = bound.address
         lines.append(f"  {bound.side:7} {bound.transport:4} {host}:{port}")
@@ -47,6 +47,7 @@ def _banner(config: EdgeConfig, service: SipService) -> str:
             f"Register a softphone: user {first.extension}, domain {config.edge.domain}, "
             f"outbound proxy {host}:{port} (passwords are in the config file)"
         )
+    lines.append("Ready.")
     return "\n".join(lines)
 
 

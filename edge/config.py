@@ -180,7 +180,8 @@ class PhoneType(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Phone:
     """A phone the registrar admits. `extension` is the AOR user part and the digest username;
-    `ha1` maps a digest algorithm name (`sip.digest.HASHES`) to its HA1 hex digest."""
+    `ha1` maps each digest algorithm the phone may use (`sip.digest.HASHES`), in the order it
+    is challenged with, to its HA1 hex digest."""
 
     name: str
     type: PhoneType
@@ -505,7 +506,8 @@ def _check_port_clashes(*listeners: Listener | None) -> None:
             taken[(socket_kind, address)] = where
 
 
-_PHONE_KEYS: Final = ("name", "type", "extension", "password")
+_PHONE_KEYS: Final = ("name", "type", "extension", "password", "digest_algorithms")
+DEFAULT_DIGEST_ALGORITHMS: Final = ("SHA-256", "MD5")  # RFC 8760 §2.4: preferred first
 _UNSUPPORTED_PHONE_TYPES: Final = frozenset({"managed", "webrtc", "remote_number"})
 # RFC 3261 §25.1 token characters that also need no escaping in a SIP URI user part.
 _EXTENSION_RE: Final = re.compile(r"[A-Za-z0-9\-.!*_+'~]{1,32}")
@@ -542,9 +544,30 @@ def _phones(root: _Table, realm: str) -> tuple[Phone, ...]:
             if value in seen:
                 raise table.error(key, f'duplicate {key} "{value}" (also phones[{seen[value]}])')
             seen[value] = index
+        algorithms = _digest_algorithms(table)
         ha1 = {
-            algorithm: digest.ha1(extension, realm, password, algorithm)
-            for algorithm in digest.HASHES
+            algorithm: digest.ha1(extension, realm, password, algorithm) for algorithm in algorithms
         }
         phones.append(Phone(name, PhoneType(kind), extension, ha1))
     return tuple(phones)
+
+
+def _digest_algorithms(table: _Table) -> tuple[str, ...]:
+    """``digest_algorithms``: what this phone is challenged with and may answer, in order.
+
+    Some deployed user agents (baresip 1.0 / libre 1.1) abort on a SHA-256 challenge even when
+    an MD5 one stands beside it; such a phone is configured ``["MD5"]``. Only the listed
+    algorithms get an HA1, so the phone cannot be authenticated with any other.
+    """
+    value = table.data.get("digest_algorithms", list(DEFAULT_DIGEST_ALGORITHMS))
+    known = ", ".join(digest.HASHES)
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v in digest.HASHES for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise table.error(
+            "digest_algorithms", f"expected a non-empty list of distinct names from: {known}"
+        )
+    return tuple(value)

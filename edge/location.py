@@ -39,6 +39,9 @@ class LocationService:
     def __len__(self) -> int:
         return sum(len(b) for b in self._aors.values())
 
+    def aors(self) -> list[str]:
+        return list(self._aors)
+
     def lookup(self, aor: str, now: float) -> list[Binding]:
         """Live bindings of an AOR, highest q first (RFC 3261 §16.6 uses q to order targets)."""
         live = [b for b in self._aors.get(aor, ()) if b.expires_at > now]

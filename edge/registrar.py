@@ -9,11 +9,11 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from edge.config import EdgeConfig
+from edge.config import DEFAULT_DIGEST_ALGORITHMS, EdgeConfig
 from edge.limits import AuthFailureThrottle
 from edge.location import Binding, LocationService
 from sip.digest import DigestAuthenticator, DigestError, parse_credentials
@@ -54,8 +54,16 @@ class Registrar:
         self._wall_clock = wall_clock
 
     def handle(
-        self, request: Request, info: RequestInfo, flow: Flow, config: EdgeConfig, now: float
+        self,
+        request: Request,
+        info: RequestInfo,
+        flow: Flow,
+        config: EdgeConfig,
+        now: float,
+        *,
+        for_us: bool = True,
     ) -> Response:
+        """Answer a REGISTER; ``for_us``: the Request-URI names this registrar's domain."""
         settings = config.edge
         source_ip = flow.remote[0]
         to_uri = info.to.parsed_uri()
@@ -63,7 +71,7 @@ class Registrar:
         if not isinstance(to_uri, SipUri):
             self._count("BAD_AOR")
             return response_to(request, 400, "AOR must be a SIP or SIPS URI")
-        if to_uri.host != settings.domain.lower() or not to_uri.user:
+        if not for_us or to_uri.host != settings.domain.lower() or not to_uri.user:
             self._count("NO_ROUTE")
             return response_to(request, 404, "Domain not served here")
         if self.throttle.is_blocked(source_ip, now):
@@ -71,12 +79,13 @@ class Registrar:
             return response_to(request, 403, "Too many failed authentications")
         # Step 3: authenticate. A request without usable Digest credentials gets a challenge,
         # which is not a failure (RFC 3261 §22.2; RFC 4475 §3.3.7 for unknown schemes).
-        username = self._authenticate(request, now, source_ip, config)
+        to_user = unquote(to_uri.user, errors="surrogateescape")
+        username = self._authenticate(request, now, source_ip, config, to_user)
         if isinstance(username, Response):
             return username
         aor = to_uri.aor()
         # Step 4: the authenticated identity may only change its own bindings.
-        if username != unquote(to_uri.user, errors="surrogateescape"):
+        if username != to_user:
             self._count("AUTH_FAILED")
             log.info(
                 "register denied: user %s may not bind %s (source %s)", username, aor, source_ip
@@ -93,8 +102,12 @@ class Registrar:
         return response
 
     def _authenticate(
-        self, request: Request, now: float, source_ip: str, config: EdgeConfig
+        self, request: Request, now: float, source_ip: str, config: EdgeConfig, user: str
     ) -> str | Response:
+        phone = config.phone_by_extension(user)
+        # The phone's own algorithms (some UAs choke on SHA-256); unknown users get the
+        # default so that the challenge does not tell who exists.
+        algorithms = tuple(phone.ha1) if phone is not None else DEFAULT_DIGEST_ALGORITHMS
         header = request.headers.get("Authorization")
         creds = None
         if header is not None:
@@ -106,13 +119,13 @@ class Registrar:
             if creds.scheme.lower() != "digest" or creds.realm != config.edge.domain:
                 creds = None  # someone else's credentials: challenge for ours
         if creds is None:
-            return self._challenge(request, now, stale=False)
+            return self._challenge(request, now, stale=False, algorithms=algorithms)
         result = self.authenticator.verify(creds, "REGISTER", _ha1_lookup(config), now)
         if result.ok and result.username is not None:
             self.throttle.record_success(source_ip)
             return result.username
         if result.stale:
-            return self._challenge(request, now, stale=True)
+            return self._challenge(request, now, stale=True, algorithms=algorithms)
         self._count("AUTH_FAILED")
         if self.throttle.record_failure(source_ip, now):
             log.warning(
@@ -125,9 +138,11 @@ class Registrar:
         )
         return response_to(request, 403, "Authentication failed")
 
-    def _challenge(self, request: Request, now: float, *, stale: bool) -> Response:
+    def _challenge(
+        self, request: Request, now: float, *, stale: bool, algorithms: Sequence[str]
+    ) -> Response:
         response = response_to(request, 401)
-        for value in self.authenticator.challenge_values(now, stale=stale):
+        for value in self.authenticator.challenge_values(now, stale, algorithms):
             response.headers.add("WWW-Authenticate", value)
         return response
 

@@ -39,6 +39,8 @@ from sip.transaction import (
     ServerTransaction,
     TimerConfig,
     TransactionLayer,
+    TransactionTimeout,
+    TransportError,
 )
 from sip.transport import Transports
 from sip.validate import RequestInfo, validate_request, validate_response
@@ -215,7 +217,8 @@ class SipService:
             self._refuse(data, flow, SipParseError("Missing transaction identifier in branch"))
             return
         reply_flow = stamp_via(message, top, flow)
-        self._emit(self.transactions.receive_request(message, reply_flow, self._loop.time()), info)
+        now = self._loop.time()
+        self._emit(self.transactions.receive_request(message, reply_flow, now, info), info)
 
     def _refuse(self, data: bytes, flow: Flow, error: SipParseError) -> None:
         self.counters["BAD_REQUEST"] += 1
@@ -226,11 +229,12 @@ class SipService:
 
     def _on_response(self, response: Response, flow: Flow) -> None:
         try:
-            validate_response(response)
+            info = validate_response(response)
         except SipParseError:
-            self.counters["BAD_RESPONSE"] += 1
+            self.counters["BAD_RESPONSE"] += 1  # dropped: there is nobody to tell
             return
-        self._emit(self.transactions.receive_response(response, flow, self._loop.time()), None)
+        now = self._loop.time()
+        self._emit(self.transactions.receive_response(response, flow, now, info), None)
 
     def _send_stateless(self, response: Response, flow: Flow) -> None:
         _finish(response)
@@ -241,7 +245,9 @@ class SipService:
     def _emit(self, events: list[Event], info: RequestInfo | None) -> None:
         for event in events:
             if isinstance(event, Send):
-                self.transports.send(event.flow, event.data)
+                if not self.transports.send(event.flow, event.data) and event.transaction:
+                    now = self._loop.time()
+                    self._emit(self.transactions.transport_error(event.transaction, now), None)
             elif isinstance(event, RequestReceived):
                 if event.transaction is not None and info is not None:
                     self._on_request(event.transaction, event.request, info)
@@ -251,7 +257,11 @@ class SipService:
                 response.headers.add("Retry-After", "5")
                 self._send_stateless(response, event.flow)
             elif isinstance(event, ResponseReceived):
+                # No client transactions yet (calls come next); RFC 6026 §8.4: a stray
+                # response is discarded.
                 self.counters["STRAY_RESPONSE" if event.transaction is None else "RESPONSE"] += 1
+            elif isinstance(event, TransactionTimeout | TransportError):
+                self.counters[type(event).__name__] += 1
 
     def _on_txn_timer(self, now: float) -> None:
         self._emit(self.transactions.handle_timer(now), None)
@@ -294,9 +304,6 @@ class SipService:
             response = response_to(request, 420)
             response.headers.add("Unsupported", ", ".join(required))
             return response
-        if not self._is_local(info):
-            self.counters["NO_ROUTE"] += 1
-            return response_to(request, 404, "Domain not served here")
         if method == "REGISTER":
             limiter = self._limiters.get(side)
             now = self._loop.time()
@@ -305,7 +312,12 @@ class SipService:
                 response = response_to(request, 503, "Registration rate exceeded")
                 response.headers.add("Retry-After", str(limiter.retry_after()))
                 return response
-            return self.registrar.handle(request, info, flow, self.config, now)
+            return self.registrar.handle(
+                request, info, flow, self.config, now, for_us=self._is_local(info)
+            )
+        if not self._is_local(info):
+            self.counters["NO_ROUTE"] += 1
+            return response_to(request, 404, "Domain not served here")
         if method == "OPTIONS":
             return _capabilities(response_to(request, 200))
         if method == "CANCEL":

@@ -17,7 +17,7 @@ import heapq
 import hmac
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 # RFC 8760 §2: the algorithms a SIP UAS may offer; the token is what goes on the wire.
@@ -47,6 +47,11 @@ _MAX_NAME_IN_REASON = 32
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 # RFC 3261 §25.1: LWS = [*WSP CRLF] 1*WSP; SWS = [LWS]
 _SWS = re.compile(r"(?:[ \t]*\r\n)?[ \t]+")
+# The common case in one match: name = token or a quoted string without escapes or folds.
+_PARAM_FAST = re.compile(
+    r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*=[ \t]*"
+    r'(?:"([^"\\\x00-\x08\x0a-\x1f\x7f]*)"|([A-Za-z0-9\-.!%*_+`\'~]+))'
+)
 # Characters a quoted string must not carry raw (RFC 3261 §25.1 qdtext excludes CTLs but HT).
 _QUOTED_BAD = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
 # RFC 7616 §3.4: nc-value = 8LHEX
@@ -153,6 +158,26 @@ def _quoted_string(value: str, pos: int) -> tuple[str, int]:
     raise DigestError("unterminated quoted string")
 
 
+def _auth_param(value: str, pos: int) -> tuple[str, str, int]:
+    """``auth-param = token EQUAL ( token / quoted-string )``, the general (slow) path."""
+    end = len(value)
+    m = _TOKEN.match(value, pos)
+    if m is None:
+        raise DigestError("expected auth-param name")
+    name = m.group().lower()
+    i = _skip_sws(value, m.end())
+    if i == end or value[i] != "=":
+        raise DigestError(f"missing '=' after {_short(name)}")
+    i = _skip_sws(value, i + 1)
+    if i < end and value[i] == '"':
+        param_value, i = _quoted_string(value, i)
+        return name, param_value, i
+    m = _TOKEN.match(value, i)
+    if m is None:
+        raise DigestError(f"bad value for {_short(name)}")
+    return name, m.group(), m.end()
+
+
 def parse_credentials(value: str) -> Credentials:
     """Parse ``credentials = auth-scheme LWS auth-param *(COMMA auth-param)`` (RFC 3261 §25.1).
 
@@ -179,21 +204,14 @@ def parse_credentials(value: str) -> Credentials:
 
     params: dict[str, str] = {}
     while True:
-        m = _TOKEN.match(value, i)
-        if m is None:
-            raise DigestError("expected auth-param name")
-        name = m.group().lower()  # RFC 7616 §3.4: parameter names are case-insensitive
-        i = _skip_sws(value, m.end())
-        if i == end or value[i] != "=":
-            raise DigestError(f"missing '=' after {_short(name)}")
-        i = _skip_sws(value, i + 1)
-        if i < end and value[i] == '"':
-            param_value, i = _quoted_string(value, i)
+        # RFC 7616 §3.4: parameter names are case-insensitive.
+        fast = _PARAM_FAST.match(value, i)
+        if fast is not None:
+            name = fast[1].lower()
+            param_value = fast[2] if fast[2] is not None else fast[3]
+            i = fast.end()
         else:
-            m = _TOKEN.match(value, i)
-            if m is None:
-                raise DigestError(f"bad value for {_short(name)}")
-            param_value, i = m.group(), m.end()
+            name, param_value, i = _auth_param(value, i)
         # Two usernames (or realms, nonces...) would make the credentials ambiguous.
         if name in params:
             raise DigestError(f"duplicate parameter {_short(name)}")
@@ -342,8 +360,13 @@ class DigestAuthenticator:
         issued: float = _NONCE_HEAD.unpack(head)[0]
         return issued
 
-    def challenge_values(self, now: float, stale: bool = False) -> list[str]:
-        """WWW-Authenticate (401) / Proxy-Authenticate (407) values, SHA-256 first.
+    def challenge_values(
+        self,
+        now: float,
+        stale: bool = False,
+        algorithms: Sequence[str] = ("SHA-256", "MD5"),
+    ) -> list[str]:
+        """WWW-Authenticate (401) / Proxy-Authenticate (407) values, SHA-256 first by default.
 
         RFC 8760 §2.4 / RFC 7616 §3.7: one challenge per algorithm, the preferred one first.
         """
@@ -352,7 +375,7 @@ class DigestAuthenticator:
         return [
             f'Digest realm={self._realm_quoted}, nonce="{nonce}", opaque="{self._opaque}", '
             f"algorithm={algorithm}{tail}"
-            for algorithm in ("SHA-256", "MD5")
+            for algorithm in algorithms
         ]
 
     # -- verification -------------------------------------------------------------------------

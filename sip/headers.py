@@ -198,8 +198,11 @@ def parse_name_addr(value: str, what: str) -> NameAddr:
         # (RFC 3261 §20.10, RFC 4475 §3.3.12); a URI with ',', '?' or ';' needs <>.
         uri, semi, param_text = text.partition(";")
         uri = uri.strip()
-        if "?" in uri or "," in uri or " " in uri:
-            raise SipParseError(f"Malformed {what}: URI with headers must be enclosed in <>")
+        if "?" in uri or "," in uri:
+            # RFC 3261 §20: the reason names the rule broken (not only "headers" need <>).
+            raise SipParseError(f"Malformed {what}: a URI with ',' or '?' must be enclosed in <>")
+        if " " in uri:
+            raise SipParseError(f"Malformed {what} URI")  # no LWS inside a URI (§25.1)
         has_params = bool(semi)
     if not uri or uri != uri.strip():
         raise SipParseError(f"Malformed {what} URI")
@@ -216,7 +219,11 @@ def parse_cseq(value: str) -> tuple[int, str]:
     parts = value.split()
     if len(parts) != 2 or not parts[0].isdigit() or not parts[0].isascii():
         raise SipParseError("Malformed CSeq")
-    number = int(parts[0])
+    # Leading zeros are legal (RFC 4475 §3.1.1.1). int() raises a bare ValueError past 4300
+    # digits (zeros included), so it only sees the significant digits, and only a few of them.
+    if len(parts[0].lstrip("0")) > len(str(MAX_CSEQ)):
+        raise SipParseError("CSeq out of range")
+    number = int(parts[0].lstrip("0") or "0")
     if number > MAX_CSEQ:
         raise SipParseError("CSeq out of range")
     if not TOKEN_RE.fullmatch(parts[1]):
@@ -229,7 +236,11 @@ def parse_uint(value: str, what: str, maximum: int) -> int:
     text = value.strip()
     if not text.isdigit() or not text.isascii():
         raise SipParseError(f"Malformed {what}")
-    number = int(text)
+    # delta-seconds = 1*DIGIT (RFC 3261 §25.1). int() raises a bare ValueError past 4300 digits
+    # (zeros included), so it only sees the significant digits, and only a few of them.
+    if len(text.lstrip("0")) > len(str(maximum)):
+        raise SipParseError(f"{what} out of range")
+    number = int(text.lstrip("0") or "0")
     if number > maximum:
         raise SipParseError(f"{what} out of range")
     return number

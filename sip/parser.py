@@ -17,7 +17,9 @@ MAX_MESSAGE_SIZE = 65535
 
 # RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
-_VERSION_RE = re.compile(r"SIP/(\d+)\.(\d+)", re.IGNORECASE)
+# RFC 3261 §25.1: SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT, DIGIT being ASCII only (``\d``
+# would admit other scripts' digits and turn a malformed line into a 505).
+_VERSION_RE = re.compile(r"SIP/([0-9]+)\.([0-9]+)", re.IGNORECASE)
 _STATUS_RE = re.compile(r"[1-6][0-9][0-9]")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:")
 
@@ -36,9 +38,14 @@ def _split_head(data: bytes) -> tuple[bytes, bytes]:
 
 def _unfold_lines(head: str) -> list[str]:
     """Header lines with LWS continuation lines joined (RFC 3261 §7.3.1)."""
-    lines = head.split("\r\n") if "\r\n" in head else head.split("\n")
+    # RFC 3261 §7.3.1: a field value holds no CR or LF except in folding. A bare LF ends the line
+    # here just as in an all-LF message (§7.5 tolerance): kept inside a value, it would smuggle
+    # a header line to any peer that splits at LF when we relay the field. A bare CR is refused.
+    lines = [line[:-1] if line.endswith("\r") else line for line in head.split("\n")]
     out: list[str] = []
     for line in lines:
+        if "\r" in line:
+            raise SipParseError("Bare CR in header line")
         if line[:1] in (" ", "\t"):
             if not out:
                 raise SipParseError("Leading whitespace before start line")
@@ -77,12 +84,18 @@ def _content_length(headers: Headers) -> int | None:
     values = headers.get_all("Content-Length")
     if not values:
         return None
-    first = values[0].strip()
-    if any(v.strip() != first for v in values[1:]):
+    # Only SP and HTAB are LWS (RFC 3261 §25.1); str.strip() would also drop \x1c-\x1f and
+    # Unicode spaces and read a length the stream framer refuses.
+    first = values[0].strip(" \t")
+    if any(v.strip(" \t") != first for v in values[1:]):
         raise SipParseError("Conflicting Content-Length headers")  # RFC 4475 §3.3.9
     if not first.isdigit() or not first.isascii():
         raise SipParseError("Malformed Content-Length")
-    length = int(first)
+    # RFC 3261 §20.14: 1*DIGIT, leading zeros allowed. int() raises a bare ValueError past 4300
+    # digits (zeros included), so it only sees the significant digits, and only a few of them.
+    if len(first.lstrip("0")) > len(str(MAX_MESSAGE_SIZE)):
+        raise SipParseError("Content-Length too large")
+    length = int(first.lstrip("0") or "0")
     if length > MAX_MESSAGE_SIZE:
         raise SipParseError("Content-Length too large")
     return length

@@ -14,7 +14,7 @@ from sip.errors import SipParseError
 from sip.flow import Flow
 from sip.headers import Via, parse_via
 from sip.message import Request, Response, header_key, response_to, split_list
-from sip.parser import parse_head
+from sip.parser import TOKEN_RE, parse_head
 
 # The fields a response copies (RFC 3261 §8.2.6.2).
 _COPIED = frozenset(("via", "from", "to", "call-id", "cseq"))
@@ -61,7 +61,12 @@ def error_response(data: bytes, error: SipParseError) -> Response | None:
     end = data.find(b"\r\n\r\n")
     head = data[:end] if end >= 0 else data
     lines = head.decode("utf-8", "surrogateescape").split("\r\n")
-    kept = [lines[0]]
+    # The Request-URI is not copied into a response, so a request line that failed only for
+    # its URI or spacing (RFC 4475 §3.1.2.7-10) can still be answered: keep just its method.
+    method = lines[0].split(" ", 1)[0]
+    if lines[0].upper().startswith("SIP/") or not TOKEN_RE.fullmatch(method):
+        return None
+    kept = [f"{method} sip:invalid SIP/2.0"]
     for line in lines[1:]:
         name, colon, _ = line.partition(":")
         if colon and header_key(name.strip()) in _COPIED:
@@ -71,7 +76,8 @@ def error_response(data: bytes, error: SipParseError) -> Response | None:
         if not isinstance(request, Request) or request.method == "ACK":
             return None
         headers = request.headers
-        if any(headers.count(name) != 1 for name in ("From", "To", "Call-ID", "CSeq")):
+        # With duplicates (RFC 4475 §3.3.8) the first of each is copied.
+        if any(name not in headers for name in ("From", "To", "Call-ID", "CSeq")):
             return None
         vias = headers.values("Via")
         if not vias:

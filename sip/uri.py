@@ -17,7 +17,8 @@ _PASSWORD_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*")
 _PARAM_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+")
 _HEADER_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|%[0-9A-Fa-f]{2})*")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9])?\.?")
-_IPV4_RE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+# RFC 3261 §25.1: IPv4address = 1*3DIGIT "." ..., ASCII digits only (``\d`` admits others).
+_IPV4_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _IPV6_RE = re.compile(r"\[([0-9A-Fa-f:.]+)\]")
 _TEL_RE = re.compile(r"\+?[0-9A-Fa-f*#().\-pPwW]+")
 
@@ -59,9 +60,16 @@ def split_hostport(text: str) -> tuple[str, int | None]:
         port_text = port_text_ if sep else None
     port: int | None = None
     if port_text is not None:
-        if not port_text.isdigit() or not port_text.isascii() or int(port_text) > 65535:
+        # port = 1*DIGIT (RFC 3261 §25.1). int() raises a bare ValueError past 4300 digits
+        # (zeros included), so it only sees the significant digits, and only a few of them.
+        if (
+            not port_text.isdigit()
+            or not port_text.isascii()
+            or len(port_text.lstrip("0")) > 5
+            or int(port_text.lstrip("0") or "0") > 65535
+        ):
             raise SipParseError("Malformed port")
-        port = int(port_text)
+        port = int(port_text.lstrip("0") or "0")
     return parse_host(host), port
 
 
@@ -147,10 +155,11 @@ def parse_uri(text: str) -> Uri:
     if scheme in ("sip", "sips"):
         return _parse_sip(scheme, rest)
     if scheme == "tel":
-        number, _, params = rest.partition(";")
+        number, semi, params = rest.partition(";")
         if not _TEL_RE.fullmatch(number):
             raise SipParseError("Malformed tel URI")
-        return TelUri(number, parse_params(params) if params else {})
+        # RFC 3966 §3: every ";" starts a parameter, so "tel:123;" is malformed (as in SIP URIs).
+        return TelUri(number, parse_params(params) if semi else {})
     if not rest or any(c in rest for c in ' \t\r\n<>"'):
         raise SipParseError("Malformed URI")
     return AbsoluteUri(scheme, rest)
@@ -187,7 +196,7 @@ def _parse_sip(scheme: str, rest: str) -> SipUri:
 
 
 def _unescape(text: str | None) -> str | None:
-    # RFC 3261 §19.1.4: compare after unescaping; keep NULs (RFC 4475 §3.1.1.4).
+    # Fully unescaped text for an address-of-record key; keep NULs (RFC 4475 §3.1.1.4).
     if text is None or "%" not in text:
         return text
     return unquote_to_bytes(text).decode("utf-8", "surrogateescape")
@@ -202,18 +211,21 @@ def uri_equal(a: Uri, b: Uri) -> bool:
     if isinstance(a, SipUri) and isinstance(b, SipUri):
         if a.scheme != b.scheme or a.host != b.host or a.port != b.port:
             return False
-        if _unescape(a.user) != _unescape(b.user):
+        if _compare_form(a.user) != _compare_form(b.user):
             return False
-        if _unescape(a.password) != _unescape(b.password):
+        if _compare_form(a.password) != _compare_form(b.password):
             return False
+        # §19.1.4: escapes count in parameter names too (";%6Cr" is ";lr").
+        pa = _params_norm(a.params)
+        pb = _params_norm(b.params)
         for name in _SIGNIFICANT_PARAMS:
-            if _param_norm(a.params, name) != _param_norm(b.params, name):
+            if pa.get(name) != pb.get(name):
                 return False
-        for name in a.params.keys() & b.params.keys():
-            if _param_norm(a.params, name) != _param_norm(b.params, name):
+        for name in pa.keys() & pb.keys():
+            if pa[name] != pb[name]:
                 return False
-        ha = {k.lower(): _unescape(v) for k, v in a.headers.items()}
-        hb = {k.lower(): _unescape(v) for k, v in b.headers.items()}
+        ha = {(_compare_form(k) or "").lower(): _compare_form(v) for k, v in a.headers.items()}
+        hb = {(_compare_form(k) or "").lower(): _compare_form(v) for k, v in b.headers.items()}
         return ha == hb
     if isinstance(a, TelUri) and isinstance(b, TelUri):
         strip = str.maketrans("", "", "-.()")
@@ -225,8 +237,31 @@ def uri_equal(a: Uri, b: Uri) -> bool:
     return False
 
 
-def _param_norm(params: dict[str, str | None], name: str) -> str | None:
-    if name not in params:
-        return None
-    value = params[name]
-    return (_unescape(value) or "").lower()
+def _params_norm(params: dict[str, str | None]) -> dict[str, str]:
+    """Parameters in comparison form: names and values case-folded, a valueless one as ''."""
+    return {
+        (_compare_form(k) or "").lower(): (_compare_form(v) or "").lower()
+        for k, v in params.items()
+    }
+
+
+# RFC 2396 §2.2 reserved characters, and '%' itself: RFC 3261 §19.1.4 makes only the other
+# characters equal to their "%" HEX HEX escape, so these stay escaped for comparison.
+_KEEP_ESCAPED = frozenset(";/?:@&=+$,%")
+_ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _compare_form(text: str | None) -> str | None:
+    """``text`` with every escape of a non-reserved character resolved (RFC 3261 §19.1.4).
+
+    "sip:%61lice@h" equals "sip:alice@h", but "sip:a%3Bb@h" is not "sip:a;b@h". NULs are kept
+    (RFC 4475 §3.1.1.4).
+    """
+    if text is None or "%" not in text:
+        return text
+
+    def resolve(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return "%" + match.group(1).upper() if char in _KEEP_ESCAPED else char
+
+    return _ESCAPE_RE.sub(resolve, text)

@@ -41,6 +41,13 @@ name = "bob"
 type = "generic_sip"
 extension = "1002"
 password = "bob-secret"
+
+[[phones]]
+name = "legacy"
+type = "generic_sip"
+extension = "1003"
+password = "legacy-secret"
+digest_algorithms = ["MD5"]
 """
 FLOW = Flow("udp", ("127.0.0.1", 5070), ("127.0.0.1", 8060))
 WALL = 1_800_000_000.0
@@ -67,9 +74,10 @@ class Phone:
     ) -> Request:
         self.cseq += 1
         to = f"sip:{to_user or self.user}@voxedge.test"
+        branch = f"{self.call_id.split('@')[0]}-{self.cseq}"
         lines = [
             "REGISTER sip:voxedge.test SIP/2.0",
-            f"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-{self.call_id.split('@')[0]}-{self.cseq}",
+            f"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-{branch}",
             "Max-Forwards: 70",
             f"From: <{to}>;tag=f1",
             f"To: <{to}>",
@@ -129,7 +137,9 @@ class Harness:
         self.now = 1000.0
 
     def send(self, request: Request, flow: Flow = FLOW) -> Response:
-        return self.registrar.handle(request, validate_request(request), flow, self.config, self.now)
+        return self.registrar.handle(
+            request, validate_request(request), flow, self.config, self.now
+        )
 
     def register(self, phone: Phone, contacts: list[str] | None, **kw: object) -> Response:
         """Challenge, then the authenticated retry; returns the final answer."""
@@ -169,7 +179,9 @@ def test_register_with_digest_creates_binding_with_expiry_and_date(
 ) -> None:
     phone = Phone("1001", "alice-secret")
     challenge = reg.send(phone.register(["<sip:1001@127.0.0.1:5070>"]))
-    ok = reg.send(phone.register(["<sip:1001@127.0.0.1:5070>"], auth=phone.answer(challenge, algorithm)))
+    ok = reg.send(
+        phone.register(["<sip:1001@127.0.0.1:5070>"], auth=phone.answer(challenge, algorithm))
+    )
     assert ok.status == 200
     assert contacts_of(ok) == {"sip:1001@127.0.0.1:5070": ";expires=1800"}
     assert ok.headers.get("Date") == "Fri, 15 Jan 2027 08:00:00 GMT"
@@ -209,7 +221,9 @@ def test_replayed_nonce_count_is_refused(reg: Harness) -> None:
 
 
 def test_interval_too_brief_gets_423_with_min_expires(reg: Harness) -> None:
-    response = reg.register(Phone("1001", "alice-secret"), ["<sip:1001@127.0.0.1:5070>"], expires=30)
+    response = reg.register(
+        Phone("1001", "alice-secret"), ["<sip:1001@127.0.0.1:5070>"], expires=30
+    )
     assert response.status == 423
     assert response.headers.get("Min-Expires") == "60"
     assert len(reg.location) == 0
@@ -386,3 +400,18 @@ def test_escaped_contact_header_is_stored_verbatim_not_as_route(reg: Harness) ->
     [binding] = reg.location.lookup("sip:1001@voxedge.test", reg.now)
     assert binding.contact == contact
     assert binding.flow == FLOW  # requests go to the flow, never to a host named in the URI
+
+
+def test_md5_only_phone_is_challenged_with_md5_alone_and_refuses_sha256(reg: Harness) -> None:
+    phone = Phone("1003", "legacy-secret")
+    challenge = reg.send(phone.register(["<sip:1003@127.0.0.1:5070>"]))
+    [value] = challenge.headers.get_all("WWW-Authenticate")
+    assert "algorithm=MD5" in value
+    # A SHA-256 answer (computed against a challenge the phone was never offered) fails.
+    forged = Response(401, "Unauthorized")
+    forged.headers.add("WWW-Authenticate", value.replace("algorithm=MD5", "algorithm=SHA-256"))
+    response = reg.send(phone.register(["<sip:1003@127.0.0.1:5070>"], auth=phone.answer(forged)))
+    assert response.status == 403
+    challenge = reg.send(phone.register(["<sip:1003@127.0.0.1:5070>"]))
+    auth = phone.answer(challenge, "MD5")
+    assert reg.send(phone.register(["<sip:1003@127.0.0.1:5070>"], auth=auth)).status == 200
