@@ -12,11 +12,12 @@ from edge.config import EdgeConfig, parse_config
 from edge.limits import AuthFailureThrottle
 from edge.location import LocationService
 from edge.registrar import Registrar
-from sip.digest import DigestAuthenticator, compute_response, ha1
+from sip.digest import DigestAuthenticator
 from sip.flow import Flow
 from sip.message import Request, Response
 from sip.parser import parse_message
 from sip.validate import validate_request
+from tests.digest_client import authorization
 
 CONFIG = """
 [edge]
@@ -97,29 +98,8 @@ class Phone:
         return message
 
     def answer(self, challenge: Response, algorithm: str = "SHA-256") -> str:
-        value = next(
-            v
-            for v in challenge.headers.get_all("WWW-Authenticate")
-            if f"algorithm={algorithm}" in v
-        )
-        params = dict(re.findall(r'(\w+)="?([^",]+)"?', value))
         self.nc += 1
-        nc = f"{self.nc:08x}"
-        digest = compute_response(
-            ha1(self.user, "voxedge.test", self.password, algorithm),
-            algorithm=algorithm,
-            nonce=params["nonce"],
-            method="REGISTER",
-            uri="sip:voxedge.test",
-            qop="auth",
-            nc=nc,
-            cnonce="c0ffee",
-        )
-        return (
-            f'Digest username="{self.user}", realm="voxedge.test", nonce="{params["nonce"]}", '
-            f'uri="sip:voxedge.test", response="{digest}", algorithm={algorithm}, '
-            f'qop=auth, nc={nc}, cnonce="c0ffee", opaque="{params["opaque"]}"'
-        )
+        return authorization(challenge, self.user, self.password, algorithm=algorithm, nc=self.nc)
 
 
 class Harness:
@@ -415,3 +395,15 @@ def test_md5_only_phone_is_challenged_with_md5_alone_and_refuses_sha256(reg: Har
     challenge = reg.send(phone.register(["<sip:1003@127.0.0.1:5070>"]))
     auth = phone.answer(challenge, "MD5")
     assert reg.send(phone.register(["<sip:1003@127.0.0.1:5070>"], auth=auth)).status == 200
+
+
+def test_throttle_block_is_logged_once(reg: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    phone = Phone("1001", "wrong")
+    with caplog.at_level("WARNING", logger="voxedge.registrar"):
+        for _ in range(3):  # the third failure trips the 3/60s throttle
+            assert reg.register(phone, ["<sip:1001@127.0.0.1:5070>"]).status == 403
+        for _ in range(5):  # blocked: refused at once, no further log lines
+            assert reg.send(phone.register(["<sip:1001@127.0.0.1:5070>"])).status == 403
+    warnings = [r for r in caplog.records if "auth throttle" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "alice-secret" not in caplog.text and "wrong" not in caplog.text  # no secrets logged
