@@ -52,6 +52,8 @@ class Registrar:
         self.throttle = throttle
         self._count = count  # metrics hook: one call per rejection reason
         self._wall_clock = wall_clock
+        self._date_second = -1
+        self._date_text = ""
 
     def handle(
         self,
@@ -214,8 +216,16 @@ class Registrar:
             response.headers.add(
                 "Contact", f"<{binding.contact}>;expires={binding.remaining(now)}{q}"
             )
-        response.headers.add("Date", email.utils.formatdate(self._wall_clock(), usegmt=True))
+        response.headers.add("Date", self._date())
         return response
+
+    def _date(self) -> str:
+        """RFC 1123 date for the ``Date`` header (RFC 3261 §20.17), made once per second."""
+        second = int(self._wall_clock())
+        if second != self._date_second:
+            self._date_second = second
+            self._date_text = email.utils.formatdate(second, usegmt=True)
+        return self._date_text
 
 
 def _ha1_lookup(config: EdgeConfig) -> Callable[[str, str], str | None]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -349,7 +350,7 @@ def _finish(response: Response, to_tag: str | None = None) -> None:
     if response.status > 100 and to_tag is None:
         to = response.headers.get("To")
         if to is not None and ";tag=" not in to.lower().replace(" ", ""):
-            response.headers.set("To", f"{to};tag={secrets.token_hex(6)}")
+            response.headers.set("To", f"{to};tag={os.urandom(6).hex()}")
     response.headers.add("Server", SERVER_HEADER)
 
 

@@ -49,9 +49,12 @@ def split_params(text: str, what: str) -> dict[str, str | None]:
     return params
 
 
+# gen-value = token / host / quoted-string; host adds ':' '[' ']' for IPv6 references.
+_GEN_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
+
+
 def _gen_value_ok(value: str) -> bool:
-    # gen-value = token / host / quoted-string; host adds ':' '[' ']' for IPv6 references.
-    return all(c.isalnum() or c in "-.!%*_+`'~:[]" for c in value) and value.isascii()
+    return _GEN_VALUE_RE.fullmatch(value) is not None
 
 
 def _split_semicolons(text: str) -> list[str]:
@@ -146,13 +149,17 @@ class NameAddr:
     uri: str
     display: str | None = None  # as written: a quoted-string or bare tokens
     params: dict[str, str | None] = field(default_factory=dict)
+    _parsed: Uri | None = field(default=None, repr=False, compare=False)
 
     @property
     def tag(self) -> str | None:
         return self.params.get("tag")
 
     def parsed_uri(self) -> Uri:
-        return parse_uri(self.uri)
+        """The URI, parsed once (``parse_name_addr`` already did it while checking)."""
+        if self._parsed is None:
+            self._parsed = parse_uri(self.uri)
+        return self._parsed
 
     def __str__(self) -> str:
         display = f"{self.display} " if self.display else ""
@@ -207,11 +214,11 @@ def parse_name_addr(value: str, what: str) -> NameAddr:
     if not uri or uri != uri.strip():
         raise SipParseError(f"Malformed {what} URI")
     try:
-        parse_uri(uri)
+        parsed = parse_uri(uri)
     except SipParseError as exc:
         raise SipParseError(f"Malformed {what} URI") from exc
     params = split_params(param_text, what) if has_params else {}
-    return NameAddr(uri, display, params)
+    return NameAddr(uri, display, params, parsed)
 
 
 def parse_cseq(value: str) -> tuple[int, str]:

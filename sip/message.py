@@ -49,11 +49,20 @@ for _short, _long in COMPACT_FORMS.items():
     CANONICAL_NAMES[_short] = _long
 
 
+_KEY_CACHE: dict[str, str] = {}
+_KEY_CACHE_LIMIT = 4096  # names repeat; a flood of invented names must not grow memory
+
+
 def header_key(name: str) -> str:
     """Case-insensitive identity of a header name, compact forms expanded (RFC 3261 §7.3.1)."""
-    lowered = name.lower()
-    long = COMPACT_FORMS.get(lowered)
-    return long.lower() if long is not None else lowered
+    key = _KEY_CACHE.get(name)
+    if key is None:
+        lowered = name.lower()
+        long = COMPACT_FORMS.get(lowered)
+        key = long.lower() if long is not None else lowered
+        if len(_KEY_CACHE) < _KEY_CACHE_LIMIT:
+            _KEY_CACHE[name] = key
+    return key
 
 
 # Header fields whose value is a comma-separated list (RFC 3261 §7.3.1); only these may be
@@ -142,6 +151,19 @@ class Headers:
             if k == key:
                 out.extend(split_list(v))
         return out
+
+    def survey(self, keys: frozenset[str]) -> tuple[dict[str, str], set[str]]:
+        """One pass: the first value of each of ``keys`` (header_key form) present, and the
+        keys that occur more than once."""
+        first: dict[str, str] = {}
+        repeated: set[str] = set()
+        for key, _, value in self._fields:
+            if key in keys:
+                if key in first:
+                    repeated.add(key)
+                else:
+                    first[key] = value
+        return first, repeated
 
     def count(self, name: str) -> int:
         key = header_key(name)

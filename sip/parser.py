@@ -41,6 +41,14 @@ def _unfold_lines(head: str) -> list[str]:
     # RFC 3261 §7.3.1: a field value holds no CR or LF except in folding. A bare LF ends the line
     # here just as in an all-LF message (§7.5 tolerance): kept inside a value, it would smuggle
     # a header line to any peer that splits at LF when we relay the field. A bare CR is refused.
+    crlf = head.count("\r\n")
+    if (
+        head.count("\r") == crlf == head.count("\n")
+        and "\n " not in head
+        and "\n\t" not in head
+        and head[:1] not in (" ", "\t")
+    ):
+        return head.split("\r\n")  # the common case: CRLF only, nothing folded
     lines = [line[:-1] if line.endswith("\r") else line for line in head.split("\n")]
     out: list[str] = []
     for line in lines:
@@ -110,18 +118,33 @@ def parse_head(head: bytes) -> Request | Response:
     message = _parse_start_line(lines[0])
     if len(lines) - 1 > MAX_HEADER_FIELDS:
         raise SipParseError("Too many header fields")
-    headers = message.headers
+    fields = message.headers._fields
+    names = _NAMES
     for line in lines[1:]:
         colon = line.find(":")
         if colon <= 0:
             raise SipParseError("Malformed header line")
         # HCOLON = *( SP / HTAB ) ":" SWS  (RFC 3261 §25.1)
-        name = line[:colon].rstrip(" \t")
-        if not TOKEN_RE.fullmatch(name):
-            raise SipParseError("Malformed header name")
-        key = header_key(name)
-        headers._add_keyed(key, CANONICAL_NAMES.get(key, name), line[colon + 1 :].strip(" \t"))
+        name = line[:colon]
+        known = names.get(name)
+        if known is None:
+            known = _name_entry(name.rstrip(" \t"))
+            if len(names) < _NAMES_LIMIT:
+                names[name] = known
+        fields.append((known[0], known[1], line[colon + 1 :].strip(" \t")))
     return message
+
+
+# Raw header name -> (key, spelling): names repeat across messages, so each is checked once.
+_NAMES: dict[str, tuple[str, str]] = {}
+_NAMES_LIMIT = 4096  # invented names beyond this are checked every time, never stored
+
+
+def _name_entry(name: str) -> tuple[str, str]:
+    if not TOKEN_RE.fullmatch(name):
+        raise SipParseError("Malformed header name")
+    key = header_key(name)
+    return key, CANONICAL_NAMES.get(key, name)
 
 
 def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:

@@ -31,8 +31,23 @@ def _valid_ipv6(text: str) -> bool:
     return True
 
 
+# Hosts repeat (the edge's domain, its address, phones' addresses): each valid one is checked
+# once. Bounded, so a flood of invented names cannot grow it.
+_HOSTS: dict[str, str] = {}
+_HOSTS_LIMIT = 4096
+
+
 def parse_host(text: str) -> str:
     """Validate a host (hostname, IPv4address, IPv6reference; RFC 3261 §25.1), lower-cased."""
+    host = _HOSTS.get(text)
+    if host is None:
+        host = _check_host(text)
+        if len(_HOSTS) < _HOSTS_LIMIT:
+            _HOSTS[text] = host
+    return host
+
+
+def _check_host(text: str) -> str:
     if text.startswith("["):
         match = _IPV6_RE.fullmatch(text)
         if match is None or not _valid_ipv6(match.group(1)):

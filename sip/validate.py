@@ -6,11 +6,12 @@ make a usable message and return their typed views so nobody parses them twice.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sip.errors import SipParseError
 from sip.headers import NameAddr, Via, parse_cseq, parse_name_addr, parse_uint, parse_via
-from sip.message import Request, Response
+from sip.message import Request, Response, header_key
 from sip.uri import AbsoluteUri, Uri, parse_uri
 
 # RFC 3261 §8.1.1: the header fields every request carries (Max-Forwards is tolerated absent
@@ -19,6 +20,10 @@ _MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
 # RFC 3261 §7.3.1: fields that are not lists may appear once only (RFC 4475 §3.3.8).
 _SINGLE = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Type", "Expires")
 MAX_EXPIRES = 2**32 - 1
+_MANDATORY_KEYS = tuple((name, header_key(name)) for name in _MANDATORY)
+_SINGLE_KEYS = tuple((name, header_key(name)) for name in _SINGLE)
+_SURVEYED = frozenset(key for _, key in _MANDATORY_KEYS + _SINGLE_KEYS)
+_SPACE_RE = re.compile(r"\s")
 
 
 @dataclass(slots=True)
@@ -42,20 +47,21 @@ class RequestInfo(MessageInfo):
 
 def _common(headers_owner: Request | Response) -> MessageInfo:
     headers = headers_owner.headers
-    for name in _MANDATORY:
-        if name not in headers:
+    first, repeated = headers.survey(_SURVEYED)
+    for name, key in _MANDATORY_KEYS:
+        if key not in first:
             raise SipParseError(f"Missing {name} header")
-    for name in _SINGLE:
-        if headers.count(name) > 1:
+    for name, key in _SINGLE_KEYS:
+        if key in repeated:
             raise SipParseError(f"Multiple {name} headers")
     vias = [parse_via(v) for v in headers.values("Via")]
-    from_ = parse_name_addr(headers.get("From") or "", "From")
-    to = parse_name_addr(headers.get("To") or "", "To")
-    call_id = (headers.get("Call-ID") or "").strip()
+    from_ = parse_name_addr(first["from"], "From")
+    to = parse_name_addr(first["to"], "To")
+    call_id = first["call-id"].strip()
     # callid = word ["@" word]; word admits almost every visible character (RFC 3261 §25.1).
-    if not call_id or any(c.isspace() for c in call_id):
+    if not call_id or _SPACE_RE.search(call_id):
         raise SipParseError("Malformed Call-ID")
-    cseq, cseq_method = parse_cseq(headers.get("CSeq") or "")
+    cseq, cseq_method = parse_cseq(first["cseq"])
     return MessageInfo(vias, from_, to, call_id, cseq, cseq_method)
 
 

@@ -15,15 +15,16 @@ def authorization(
     *,
     uri: str = "sip:voxedge.test",
     method: str = "REGISTER",
-    algorithm: str = "SHA-256",
+    algorithm: str | None = None,
     nc: int = 1,
     realm: str = "voxedge.test",
 ) -> str:
-    """The Authorization value answering ``challenge``'s ``algorithm`` offer with qop=auth."""
-    value = next(
-        v for v in challenge.headers.get_all("WWW-Authenticate") if f"algorithm={algorithm}" in v
-    )
+    """The Authorization value answering ``challenge``'s ``algorithm`` offer with qop=auth
+    (by default the first, preferred offer, as a UA that supports both would)."""
+    offers = challenge.headers.get_all("WWW-Authenticate")
+    value = next(v for v in offers if algorithm is None or f"algorithm={algorithm}" in v)
     params = dict(re.findall(r'(\w+)="?([^",]+)"?', value))
+    algorithm = params["algorithm"]
     count = f"{nc:08x}"
     digest = compute_response(
         ha1(user, realm, password, algorithm),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,42 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from sip.message import Response
-from sip.parser import parse_message
-from tests.digest_client import authorization
 from tests.integration.edgeproc import ROOT, EdgeProcess
+from tests.integration.sip_client import register
 
 pytestmark = pytest.mark.integration
 
 
-def register(port: int, user: str, password: str) -> int:
-    """A full REGISTER with digest over UDP; returns the final status."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(3)
-    local = sock.getsockname()[1]
-    try:
-        auth = ""
-        for cseq in (1, 2):
-            sock.sendto(
-                (
-                    "REGISTER sip:voxedge.test SIP/2.0\r\n"
-                    f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-{user}-{cseq}\r\n"
-                    f"From: <sip:{user}@voxedge.test>;tag=x\r\nTo: <sip:{user}@voxedge.test>\r\n"
-                    f"Call-ID: {user}-{local}\r\nCSeq: {cseq} REGISTER\r\n"
-                    f"Contact: <sip:{user}@127.0.0.1:{local}>\r\n{auth}"
-                    "Content-Length: 0\r\n\r\n"
-                ).encode(),
-                ("127.0.0.1", port),
-            )
-            response = parse_message(sock.recv(65536))
-            assert isinstance(response, Response)
-            if response.status != 401:
-                return response.status
-            auth = f"Authorization: {authorization(response, user, password)}\r\n"
-        return response.status
-    finally:
-        sock.close()
+def register_status(port: int, user: str, password: str) -> int:
+    return register(port, user, password).status
 
 
 def wait_for_log(edge: EdgeProcess, text: str, timeout: float = 5.0) -> bool:
@@ -60,21 +31,21 @@ def wait_for_log(edge: EdgeProcess, text: str, timeout: float = 5.0) -> bool:
 def test_sighup_reloads_config_and_a_bad_file_keeps_the_old_one(tmp_path: Path) -> None:
     with EdgeProcess(tmp_path, [("1001", "alice-secret")]) as edge:
         port = edge.port("udp")
-        assert register(port, "1001", "alice-secret") == 200
-        assert register(port, "1003", "carol-secret") == 403
+        assert register_status(port, "1001", "alice-secret") == 200
+        assert register_status(port, "1003", "carol-secret") == 403
 
         original = edge.config_path.read_text()
         extra = '[[phones]]\nname = "carol"\ntype = "generic_sip"\nextension = "1003"\n'
         edge.config_path.write_text(original + extra + 'password = "carol-secret"\n')
         edge.reload()
         assert wait_for_log(edge, "configuration reloaded")
-        assert register(port, "1003", "carol-secret") == 200
+        assert register_status(port, "1003", "carol-secret") == 200
 
         edge.config_path.write_text(original + "[[phones]\n")
         edge.reload()
         assert wait_for_log(edge, "reload refused, keeping the running config")
         assert "line" in edge.log().split("reload refused")[1].splitlines()[0]
-        assert register(port, "1003", "carol-secret") == 200  # the old snapshot still serves
+        assert register_status(port, "1003", "carol-secret") == 200  # the old snapshot still serves
     assert edge.proc is not None and edge.proc.returncode == 0
 
 
