@@ -39,7 +39,8 @@ test: $(STAMP) system-deps lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP) system-deps
-	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+	@# --install: apt-get install kamailio when missing, to measure it in the same run
+	$(BIN)/python benchmarks/run.py --install $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

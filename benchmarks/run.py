@@ -58,6 +58,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root
 
+from benchmarks import parser_bench
 from benchmarks.sipp.users import PhoneUser, edge_toml, phone_users, write_sipp_csv
 from tests.integration.sipp import (
     TRANSPORTS,
@@ -83,7 +84,7 @@ START_TIMEOUT = 15.0  # seconds for a target to accept TCP connections
 STOP_TIMEOUT = 10.0  # seconds for a target to exit after SIGTERM
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = ("edge", "kamailio")
-BENCHMARKS = ("register",)
+BENCHMARKS = ("register", "parser")
 
 
 # Kamailio: " 1(123) ERROR: <core> …"; Python logging: "… ERROR voxedge.sip: …".
@@ -523,8 +524,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def print_parser_table(seconds: float) -> None:
+    """The parser micro-benchmark (benchmarks/parser_bench.py): one core, no I/O."""
+    print("parser micro-benchmark (one core, no I/O)")
+    print(f"{'message':10} {'operation':18} {'messages/s':>12} {'µs/message':>11}")
+    for name, op, per_second in parser_bench.results(seconds):
+        print(f"{name:10} {op:18} {per_second:12,.0f} {1e6 / per_second:11.1f}")
+    print()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if "parser" in args.benchmarks:
+        print_parser_table(seconds=0.5 if args.quick else 2.0)
+        if args.benchmarks == ["parser"]:
+            return 0
     if sipp_path() is None:
         print("sipp not installed (Debian package sip-tester)")
         return 2

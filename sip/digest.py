@@ -52,6 +52,7 @@ _PARAM_FAST = re.compile(
     r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*=[ \t]*"
     r'(?:"([^"\\\x00-\x08\x0a-\x1f\x7f]*)"|([A-Za-z0-9\-.!%*_+`\'~]+))'
 )
+_COMMA_FAST = re.compile(r"[ \t]*,[ \t]*")
 # Characters a quoted string must not carry raw (RFC 3261 §25.1 qdtext excludes CTLs but HT).
 _QUOTED_BAD = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
 # RFC 7616 §3.4: nc-value = 8LHEX
@@ -218,6 +219,12 @@ def parse_credentials(value: str) -> Credentials:
         if len(params) == MAX_AUTH_PARAMS:
             raise DigestError("too many auth-params")
         params[name] = param_value
+        if i == end:
+            break
+        separator = _COMMA_FAST.match(value, i)  # the common ", " between parameters
+        if separator is not None and separator.end() < end and value[separator.end()] != "\r":
+            i = separator.end()
+            continue
         i = _skip_sws(value, i)
         if i == end:
             break
