@@ -28,6 +28,12 @@ system-deps:
 	fi
 
 run: $(STAMP)
+	@echo "Demo phones (examples/standalone.toml): 1001 / alice-secret and 1002 / bob-secret in"
+	@echo "domain voxedge.test. Point a softphone's registrar / outbound proxy at 127.0.0.1:8060"
+	@echo "(UDP or TCP) or 127.0.0.1:8061 (TLS, self-signed). 1002 is challenged with MD5 only,"
+	@echo "for older softphones. baresip accounts line:"
+	@echo '  <sip:1002@voxedge.test>;auth_pass=bob-secret;outbound="sip:127.0.0.1:8060"'
+	@echo "See README.md. Ctrl-C stops the edge."
 	$(BIN)/voxedge-edge --config examples/standalone.toml
 
 lint: $(STAMP)

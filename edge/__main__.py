@@ -42,11 +42,12 @@ def _banner(config: EdgeConfig, service: SipService) -> str:
         lines.append(f"  {bound.side:7} {bound.transport:4} {host}:{port}")
     phones = [b for b in service.listeners if b.side == "phones"]
     if phones and config.phones:
-        first = config.phones[0]
         host, port = phones[0].address
+        users = ", ".join(p.extension for p in config.phones[:5])
+        more = f" and {len(config.phones) - 5} more" if len(config.phones) > 5 else ""
         lines.append(
-            f"Register a softphone: user {first.extension}, domain {config.edge.domain}, "
-            f"outbound proxy {host}:{port} (passwords are in the config file)"
+            f"Register a softphone as user {users}{more} in domain {config.edge.domain}, "
+            f"outbound proxy {host}:{port}, with the password from the config file"
         )
     lines.append("Ready.")
     return "\n".join(lines)
