@@ -228,6 +228,13 @@ class TransactionLayer:
                 f"{transaction._machine.name} transaction in {transaction.state.label} "
                 f"cannot send a {response.status}"
             )
+        if response.status >= 200 and not transaction.is_invite:
+            # §17.2.2: Completed only re-sends the final response's bytes for Timer J (32 s on
+            # UDP). Keep no parsed messages that long: at thousands of transactions a second
+            # they would dominate memory and the garbage collector's work.
+            transaction.request = Request(transaction.method, transaction.request.uri)
+            transaction.last_response = Response(response.status, response.reason)
+            transaction.via = None
         return events
 
     def find_invite_for_cancel(

@@ -184,7 +184,12 @@ class Transaction:
 
 
 class ServerTransaction(Transaction):
-    """A server transaction (§17.2). ``last_response`` is the last response sent."""
+    """A server transaction (§17.2). ``last_response`` is the last response sent.
+
+    Once a non-INVITE transaction has sent its final response, ``request`` and
+    ``last_response`` keep only their start-line facts (method and URI, status and reason):
+    Completed needs nothing more than the response bytes it re-sends.
+    """
 
     __slots__ = ("_ack_key", "_legacy", "_response_bytes")
 

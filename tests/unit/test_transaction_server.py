@@ -114,6 +114,17 @@ def test_server_retransmits_last_response_on_request_retransmission() -> None:
     assert len(engine) == 1
 
 
+def test_completed_non_invite_keeps_only_what_it_resends() -> None:
+    engine = layer()
+    txn = receive(engine, "REGISTER")
+    ok = engine.respond(txn, answer(txn, 200), T0 + 0.1)
+    # Completed lasts Timer J (32 s on UDP): no parsed messages are kept that long.
+    assert len(txn.request.headers) == 0 and txn.request.method == "REGISTER"
+    assert txn.last_response is not None and len(txn.last_response.headers) == 0
+    assert txn.last_response.status == 200
+    assert engine.receive_request(request("REGISTER"), UDP, T0 + 5) == ok
+
+
 def test_non_invite_server_absorbs_retransmissions_in_trying_and_repeats_responses_later() -> None:
     engine = layer()
     txn = receive(engine, "REGISTER")
