@@ -73,11 +73,13 @@ async def run(config_path: Path) -> int:
 
     def reload() -> None:
         try:
-            service.reload(load_config(config_path))
+            pending = service.reload(load_config(config_path))
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             return
         log.info("configuration reloaded from %s", config_path)
+        if pending:
+            log.warning("changed, takes effect after a restart: %s", ", ".join(pending))
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -77,14 +77,14 @@ class SipService:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self._started = config
         self.counters: collections.Counter[str] = collections.Counter()
         self._loop = asyncio.get_running_loop()
         settings = config.edge
         self.transactions = TransactionLayer(TimerConfig(settings.t1, settings.t2, settings.t4))
         self.location = LocationService()
-        self.authenticator = DigestAuthenticator(
-            secret or secrets.token_bytes(32), settings.domain, settings.nonce_ttl
-        )
+        self._secret = secret or secrets.token_bytes(32)
+        self.authenticator = DigestAuthenticator(self._secret, settings.domain, settings.nonce_ttl)
         self.registrar = Registrar(
             self.authenticator,
             self.location,
@@ -152,10 +152,40 @@ class SipService:
             timer.cancel()
         await self.transports.close()
 
-    def reload(self, config: EdgeConfig) -> None:
-        """Swap the config snapshot (listener addresses need a restart to change)."""
+    def reload(self, config: EdgeConfig) -> list[str]:
+        """Swap the config snapshot; returns the changed keys that wait for a restart.
+
+        Phones, expiry bounds and rate limits apply to the next request; a new domain or
+        nonce lifetime gets a new authenticator (under the same key), a new failed-auth limit a
+        fresh throttle. Listeners, SIP timers and connection limits keep running as they are.
+        """
+        old = self.config.edge
+        new = config.edge
+        if (old.domain, old.nonce_ttl) != (new.domain, new.nonce_ttl):
+            self._nonce_timer.cancel()
+            self.authenticator = DigestAuthenticator(self._secret, new.domain, new.nonce_ttl)
+            self.registrar.authenticator = self.authenticator
+            self._nonce_timer = EngineTimer(
+                self._loop, self.authenticator.next_deadline, self.authenticator.handle_timer
+            )
+        if (old.auth_failures, old.auth_cooldown) != (new.auth_failures, new.auth_cooldown):
+            self.registrar.throttle = AuthFailureThrottle(new.auth_failures, new.auth_cooldown)
         self.config = config
         self._configure_limiters(config)
+        # What only a restart changes, compared with the config the service started with.
+        started = self._started
+        pending = [
+            f"edge.{key}"
+            for key in ("t1", "t2", "t4", "tcp_idle_timeout", "max_connections")
+            if getattr(started.edge, key) != getattr(new, key)
+        ]
+        for side, before, after in (
+            (PHONES, started.phones_listener, config.phones_listener),
+            (TRUNKS, started.trunks_listener, config.trunks_listener),
+        ):
+            if _sockets(before) != _sockets(after):
+                pending.append(f"listen.{side}")
+        return pending
 
     def _configure_limiters(self, config: EdgeConfig) -> None:
         now = self._loop.time()
@@ -339,6 +369,13 @@ class SipService:
             user = getattr(uri, "user", None)
             return user is None or self.config.phone_by_extension(user) is not None
         return any(bare == bound.address[0] for bound in self.listeners)
+
+
+def _sockets(listener: Listener | None) -> tuple[object, ...]:
+    """What a listener binds (its rate limits apply on reload, these do not)."""
+    if listener is None:
+        return ()
+    return (listener.udp, listener.tcp, listener.tls, listener.tls_cert, listener.tls_key)
 
 
 def _bind(address: HostPort) -> tuple[str, int]:

@@ -234,3 +234,30 @@ async def test_requests_to_a_tcp_registered_contact_reuse_its_connection(
         assert received.startswith(b"OPTIONS sip:1001@127.0.0.1:5999 SIP/2.0")
     finally:
         writer.close()
+
+
+async def test_reload_applies_domain_and_rate_and_names_what_needs_a_restart(
+    tmp_path: Path,
+) -> None:
+    svc = await start(tmp_path)
+    client = Client(port_of(svc, "udp"))
+    try:
+        text = CONFIG.format(data=tmp_path, phones_extra='max_registration_rate = "1/60s"')
+        text = text.replace('domain = "voxedge.test"', 'domain = "example.org"')
+        text = text.replace("[edge]\n", "[edge]\nt1 = 0.25\n").replace(
+            'tcp = "127.0.0.1:0"',
+            'tcp = "127.0.0.1:0"\ntls = "127.0.0.1:0"\n'
+            'tls_cert = "c.pem"\ntls_key = "k.pem"\ntls_self_signed = true',
+            1,
+        )
+        pending = svc.reload(parse_config(text, tmp_path))
+        assert pending == ["edge.t1", "listen.phones"]
+        register = request("REGISTER", "sip:example.org").replace(b"voxedge.test", b"example.org")
+        challenge = await client.ask(register.replace(b"c1", b"r1"))
+        assert challenge.status == 401
+        assert 'realm="example.org"' in (challenge.headers.get("WWW-Authenticate") or "")
+        limited = await client.ask(register.replace(b"c1", b"r2"))
+        assert limited.status == 503  # the new 1/60s rate applies at once
+    finally:
+        client.close()
+        await svc.stop()
