@@ -26,7 +26,7 @@ from sip.validate import MAX_EXPIRES, RequestInfo
 
 log = logging.getLogger("voxedge.registrar")
 
-Reject = Callable[[str], None]
+Reject = Callable[[str, Flow, str], None]  # (reason, flow, detail): count and log
 _QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 
@@ -44,13 +44,13 @@ class Registrar:
         authenticator: DigestAuthenticator,
         location: LocationService,
         throttle: AuthFailureThrottle,
-        count: Reject,
+        reject: Reject,
         wall_clock: Callable[[], float],
     ) -> None:
         self.authenticator = authenticator
         self.location = location
         self.throttle = throttle
-        self._count = count  # metrics hook: one call per rejection reason
+        self._reject = reject  # one call per refusal: its metric and (rate-limited) log line
         self._wall_clock = wall_clock
         self._date_second = -1
         self._date_text = ""
@@ -71,32 +71,29 @@ class Registrar:
         to_uri = info.to.parsed_uri()
         # RFC 3261 §10.3 step 1 and §10.2: the AOR must be a SIP or SIPS URI in our domain.
         if not isinstance(to_uri, SipUri):
-            self._count("BAD_AOR")
+            self._reject("BAD_AOR", flow, info.to.uri)
             return response_to(request, 400, "AOR must be a SIP or SIPS URI")
         if not for_us or to_uri.host != settings.domain.lower() or not to_uri.user:
-            self._count("NO_ROUTE")
+            self._reject("NO_ROUTE", flow, f"REGISTER {info.to.uri}")
             return response_to(request, 404, "Domain not served here")
         if self.throttle.is_blocked(source_ip, now):
-            self._count("AUTH_THROTTLED")
+            self._reject("AUTH_THROTTLED", flow, to_uri.aor())
             return response_to(request, 403, "Too many failed authentications")
         # Step 3: authenticate. A request without usable Digest credentials gets a challenge,
         # which is not a failure (RFC 3261 §22.2; RFC 4475 §3.3.7 for unknown schemes).
         to_user = unquote(to_uri.user, errors="surrogateescape")
-        username = self._authenticate(request, now, source_ip, config, to_user)
+        username = self._authenticate(request, now, flow, config, to_user)
         if isinstance(username, Response):
             return username
         aor = to_uri.aor()
         # Step 4: the authenticated identity may only change its own bindings.
         if username != to_user:
-            self._count("AUTH_FAILED")
-            log.info(
-                "register denied: user %s may not bind %s (source %s)", username, aor, source_ip
-            )
+            self._reject("AUTH_FAILED", flow, f"user {username} may not bind {aor}")
             return response_to(request, 403, "Not allowed to register this AOR")
         try:
             updates, wildcard = _contact_updates(request, info, config)
         except SipParseError as exc:
-            self._count("BAD_REQUEST")
+            self._reject("BAD_REQUEST", flow, exc.reason)
             return response_to(request, exc.status, exc.reason)
         response = self._apply(request, info, flow, aor, updates, wildcard, config, now)
         if response.status == 200:
@@ -104,8 +101,9 @@ class Registrar:
         return response
 
     def _authenticate(
-        self, request: Request, now: float, source_ip: str, config: EdgeConfig, user: str
+        self, request: Request, now: float, flow: Flow, config: EdgeConfig, user: str
     ) -> str | Response:
+        source_ip = flow.remote[0]
         phone = config.phone_by_extension(user)
         # The phone's own algorithms (some UAs choke on SHA-256); unknown users get the
         # default so that the challenge does not tell who exists.
@@ -116,7 +114,7 @@ class Registrar:
             try:
                 creds = parse_credentials(header)
             except DigestError as exc:
-                self._count("BAD_REQUEST")
+                self._reject("BAD_REQUEST", flow, f"Authorization: {exc.reason}")
                 return response_to(request, 400, f"Malformed Authorization: {exc.reason}")
             if creds.scheme.lower() != "digest" or creds.realm != config.edge.domain:
                 creds = None  # someone else's credentials: challenge for ours
@@ -128,16 +126,13 @@ class Registrar:
             return result.username
         if result.stale:
             return self._challenge(request, now, stale=True, algorithms=algorithms)
-        self._count("AUTH_FAILED")
+        self._reject("AUTH_FAILED", flow, f"user {result.username}: {result.reason}")
         if self.throttle.record_failure(source_ip, now):
             log.warning(
                 "auth throttle: source %s blocked after repeated failures (last user %s)",
                 source_ip,
                 result.username,
             )
-        log.info(
-            "register auth failed: user %s from %s: %s", result.username, source_ip, result.reason
-        )
         return response_to(request, 403, "Authentication failed")
 
     def _challenge(
@@ -165,7 +160,7 @@ class Registrar:
             # higher or equal CSeq).
             for binding in current:
                 if binding.call_id == info.call_id and binding.cseq >= info.cseq:
-                    self._count("OUT_OF_ORDER")
+                    self._reject("OUT_OF_ORDER", flow, aor)
                     return response_to(request, 500, "CSeq out of order")
             self.location.commit(aor, [], now)
             return self._ok(request, [], now)
@@ -173,7 +168,7 @@ class Registrar:
         for update in updates:
             if 0 < update.expires < minimum:
                 # §10.3 step 7 / §20.23: too brief, say the minimum.
-                self._count("INTERVAL_TOO_BRIEF")
+                self._reject("INTERVAL_TOO_BRIEF", flow, f"{aor} expires {update.expires}")
                 response = response_to(request, 423)
                 response.headers.add("Min-Expires", str(minimum))
                 return response
@@ -183,7 +178,7 @@ class Registrar:
             if existing is not None:
                 # §10.3 step 7: same Call-ID must come with a higher CSeq.
                 if existing.call_id == info.call_id and existing.cseq >= info.cseq:
-                    self._count("OUT_OF_ORDER")
+                    self._reject("OUT_OF_ORDER", flow, aor)
                     return response_to(request, 500, "CSeq out of order")
                 result.remove(existing)
             if update.expires > 0:
@@ -201,7 +196,7 @@ class Registrar:
                     )
                 )
         if len(result) > self.location.max_bindings_per_aor:
-            self._count("TOO_MANY_CONTACTS")
+            self._reject("TOO_MANY_CONTACTS", flow, aor)
             return response_to(request, 403, "Too many contacts for this AOR")
         # Step 7: all updates succeeded, so they become visible together.
         if updates:

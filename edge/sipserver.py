@@ -23,6 +23,7 @@ from edge.config import EdgeConfig, HostPort, Listener
 from edge.limits import AuthFailureThrottle, RateLimiter
 from edge.location import LocationService
 from edge.registrar import Registrar
+from edge.rejections import RejectionLog
 from edge.timers import EngineTimer
 from sip.digest import DigestAuthenticator
 from sip.errors import SipParseError
@@ -97,6 +98,7 @@ class SipService:
             max_connections=settings.max_connections,
             idle_timeout=settings.tcp_idle_timeout,
         )
+        self._rejections = RejectionLog(log)
         self.listeners: list[BoundListener] = []
         self._sides: dict[tuple[str, str, int], str] = {}
         self._limiters: dict[str, RateLimiter | None] = {}
@@ -222,7 +224,7 @@ class SipService:
             self._draining = False
 
     def _overload(self, data: bytes, flow: Flow) -> None:
-        self.counters["OVERLOAD"] += 1
+        self._reject("OVERLOAD", flow)
         response = error_response(data, SipParseError("Service Unavailable", 503))
         if response is not None:
             response.headers.add("Retry-After", "5")
@@ -252,8 +254,7 @@ class SipService:
         self._emit(self.transactions.receive_request(message, reply_flow, now, info), info)
 
     def _refuse(self, data: bytes, flow: Flow, error: SipParseError) -> None:
-        self.counters["BAD_REQUEST"] += 1
-        log.info("malformed message from %s:%d: %s", flow.remote[0], flow.remote[1], error.reason)
+        self._reject("BAD_REQUEST", flow, error.reason)
         response = error_response(data, error)
         if response is not None:
             self._send_stateless(response, flow)
@@ -262,7 +263,7 @@ class SipService:
         try:
             info = validate_response(response)
         except SipParseError:
-            self.counters["BAD_RESPONSE"] += 1  # dropped: there is nobody to tell
+            self._reject("BAD_RESPONSE", flow)  # dropped: there is nobody to tell
             return
         now = self._loop.time()
         self._emit(self.transactions.receive_response(response, flow, now, info), None)
@@ -283,7 +284,7 @@ class SipService:
                 if event.transaction is not None and info is not None:
                     self._on_request(event.transaction, event.request, info)
             elif isinstance(event, Overloaded):
-                self.counters["OVERLOAD"] += 1
+                self._reject("OVERLOAD", event.flow, "transaction table full")
                 response = response_to(event.request, 503)
                 response.headers.add("Retry-After", "5")
                 self._send_stateless(response, event.flow)
@@ -301,8 +302,11 @@ class SipService:
         for binding in self.location.handle_timer(now):
             log.debug("binding expired: %s -> %s", binding.aor, binding.contact)
 
-    def _reject(self, reason: str) -> None:
+    def _reject(self, reason: str, flow: Flow | None = None, detail: str = "") -> None:
+        """Count a refusal under its reason code and log it (rate-limited per reason)."""
         self.counters[reason] += 1
+        where = f"from {flow.transport} {flow.remote[0]}:{flow.remote[1]}" if flow else ""
+        self._rejections.note(reason, f"{where} {detail}".strip(), self._loop.time())
 
     # ------------------------------------------------------------------ requests (UAS)
 
@@ -323,15 +327,15 @@ class SipService:
         if method == "ACK":
             return None  # an ACK that matched no transaction: no dialogs yet, nothing to do
         if method not in KNOWN_METHODS:
-            self.counters["NOT_IMPLEMENTED"] += 1
+            self._reject("NOT_IMPLEMENTED", flow, method)
             return _with_allow(response_to(request, 501))  # RFC 3261 §8.2.1
         if side == TRUNKS:
-            self.counters["ACL_DENY"] += 1
+            self._reject("ACL_DENY", flow, method)
             return response_to(request, 403, "No trunk admits this source")
         required = [tag for tag in request.headers.values("Require") if tag]
         if required and method != "CANCEL":
             # RFC 3261 §8.2.2.3: we support no extensions yet.
-            self.counters["BAD_EXTENSION"] += 1
+            self._reject("BAD_EXTENSION", flow, method)
             response = response_to(request, 420)
             response.headers.add("Unsupported", ", ".join(required))
             return response
@@ -339,7 +343,7 @@ class SipService:
             limiter = self._limiters.get(side)
             now = self._loop.time()
             if limiter is not None and not limiter.allow(now):
-                self.counters["RATE_LIMITED"] += 1
+                self._reject("RATE_LIMITED", flow, method)
                 response = response_to(request, 503, "Registration rate exceeded")
                 response.headers.add("Retry-After", str(limiter.retry_after()))
                 return response
@@ -347,14 +351,14 @@ class SipService:
                 request, info, flow, self.config, now, for_us=self._is_local(info)
             )
         if not self._is_local(info):
-            self.counters["NO_ROUTE"] += 1
+            self._reject("NO_ROUTE", flow, f"{method} {request.uri}")
             return response_to(request, 404, "Domain not served here")
         if method == "OPTIONS":
             return _capabilities(response_to(request, 200))
         if method == "CANCEL":
             # RFC 3261 §9.2: no INVITE transaction to cancel.
             return response_to(request, 481)
-        self.counters["METHOD_NOT_ALLOWED"] += 1
+        self._reject("METHOD_NOT_ALLOWED", flow, method)
         return _with_allow(response_to(request, 405))
 
     def _is_local(self, info: RequestInfo) -> bool:

@@ -111,7 +111,7 @@ class Harness:
             DigestAuthenticator(b"k" * 32, "voxedge.test", nonce_ttl=300),
             self.location,
             AuthFailureThrottle(self.config.edge.auth_failures, self.config.edge.auth_cooldown),
-            lambda reason: self.counts.update([reason]),
+            lambda reason, flow, detail: self.counts.update([reason]),
             lambda: WALL,
         )
         self.now = 1000.0
