@@ -11,6 +11,7 @@ next issue), foreign domains ``404``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -93,6 +94,9 @@ VALID = {
     if row["rfc_class"] == "valid"
 }
 
+# iproute2 lives in sbin, which a non-login PATH may lack.
+IP = shutil.which("ip", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") or "ip"
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare"),
@@ -102,7 +106,13 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     done = subprocess.run(
-        ["unshare", "-n", "sh", "-c", f'ip link set lo up && exec "{sys.executable}" "{RUNNER}"'],
+        [
+            "unshare",
+            "-n",
+            "sh",
+            "-c",
+            f'"{IP}" link set lo up && exec "{sys.executable}" "{RUNNER}"',
+        ],
         capture_output=True,
         timeout=180,
         check=False,
