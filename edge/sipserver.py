@@ -13,6 +13,7 @@ import asyncio
 import collections
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -57,6 +58,11 @@ KNOWN_METHODS = frozenset(
 ALLOWED_METHODS = ("REGISTER", "OPTIONS", "ACK", "CANCEL")
 ALLOW = ", ".join(ALLOWED_METHODS)
 SERVER_HEADER = "VoxEdge"
+# User-Agents of SIP scanning tools (SIPVicious and its "friendly-scanner" disguise, sipcli,
+# VaxSIPUserAgent, iWar, sundayddr, sip-scan): their requests are dropped without an answer.
+_SCANNER_RE = re.compile(
+    r"friendly-scanner|sipvicious|sipcli|vaxsipuseragent|iwar|sundayddr|sip-?scan", re.I
+)
 PHONES = "phones"
 TRUNKS = "trunks"
 
@@ -238,6 +244,12 @@ class SipService:
             return
         if isinstance(message, Response):
             self._on_response(message, flow)
+            return
+        user_agent = message.headers.get("User-Agent")
+        if user_agent is not None and _SCANNER_RE.search(user_agent):
+            # DESIGN.md principle 3: the one silent drop. An answer would confirm a SIP
+            # server to the scanner.
+            self._reject("SCANNER", flow, user_agent[:64])
             return
         try:
             info = validate_request(message)

@@ -261,3 +261,13 @@ async def test_reload_applies_domain_and_rate_and_names_what_needs_a_restart(
     finally:
         client.close()
         await svc.stop()
+
+
+@pytest.mark.parametrize("agent", ["friendly-scanner", "sipvicious 0.3.4", "sipcli/v1.8"])
+async def test_known_scanners_are_dropped_silently(
+    service: SipService, phone: Client, agent: str
+) -> None:
+    with pytest.raises(TimeoutError):
+        await phone.ask(request("OPTIONS", extra=f"User-Agent: {agent}\r\n"), timeout=0.3)
+    assert service.counters["SCANNER"] == 1
+    assert (await phone.ask(request("OPTIONS", call_id="c2"))).status == 200
