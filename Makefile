@@ -39,7 +39,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy sip edge
+	$(BIN)/mypy sip media edge
 
 test: $(STAMP) system-deps lint
 	$(BIN)/pytest -q -p no:cacheprovider
