@@ -1,4 +1,5 @@
-"""DESIGN.md principle 1: the protocol cores under ``sip/`` do no I/O and read no clock.
+"""DESIGN.md principle 1: the protocol cores under ``sip/`` and ``media/`` do no I/O and read
+no clock; and the arrows: ``sip`` and ``media`` know nothing of each other or of ``edge``.
 
 ``sip/transport/`` is the asyncio glue (DESIGN.md, "The house") and the only package under
 ``sip/`` allowed to import these modules.
@@ -12,13 +13,15 @@ from pathlib import Path
 import pytest
 
 SIP = Path(__file__).resolve().parents[2] / "sip"
+MEDIA = SIP.parent / "media"
 GLUE = SIP / "transport"
 # I/O and wall-clock modules: time comes in as ``now``, bytes go out as events.
 FORBIDDEN = frozenset(("asyncio", "socket", "selectors", "time", "uvloop"))
 
 
 def _core_sources() -> list[Path]:
-    return sorted(p for p in SIP.rglob("*.py") if GLUE not in p.parents)
+    sip_core = [p for p in SIP.rglob("*.py") if GLUE not in p.parents]
+    return sorted(sip_core + list(MEDIA.rglob("*.py")))
 
 
 def _imported_modules(tree: ast.AST) -> set[str]:
@@ -64,3 +67,14 @@ def test_the_sans_io_core_does_not_import_the_transport_glue(path: Path) -> None
 def test_the_import_scan_sees_every_form() -> None:
     source = "import asyncio.events\nfrom socket import socket\n__import__('time')\n"
     assert _imported_modules(ast.parse(source)) == {"asyncio", "socket", "time"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*SIP.rglob("*.py"), *MEDIA.rglob("*.py")]),
+    ids=lambda p: str(p.relative_to(SIP.parent)),
+)
+def test_sip_and_media_do_not_import_each_other_or_the_edge(path: Path) -> None:
+    other = "sip" if MEDIA in path.parents else "media"
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    assert not (_imported_modules(tree) & {other, "edge", "controlplane", "provisioning"})
