@@ -1,0 +1,312 @@
+"""Durable local outbox: call records, events and recordings waiting for the control plane.
+
+DESIGN.md principle 5 ("Nothing lost") and the Survivability flow: everything the edge owes the
+control plane is first written here, in SQLite (WAL, ``synchronous=FULL``), and only then sent.
+``put`` is durable when it returns: the row survives a crash of the process (and, with
+``synchronous=FULL``, a power cut) the instant after. Every row carries an idempotency key;
+delivery is at least once (``pending`` → send → ``mark_delivered``), and the control plane stores
+each key once, so a retried send never duplicates. A retried ``put`` of a key still in the table
+is a no-op. After ``purge_delivered`` removes a key, putting it again queues it again, which is
+harmless for the same reason.
+
+Threading: the methods are synchronous and may block on disk I/O (fsync), so the asyncio glue
+calls them from a worker thread (``loop.run_in_executor`` / ``asyncio.to_thread``). The
+connection is opened with ``check_same_thread=False`` so that thread need not be the one that
+opened it; calls are serialised by a lock, so the object is safe from one thread at a time and
+never corrupts state if two overlap. Other connections to the same file (e.g. a metrics reader)
+may read while this one writes: WAL allows that.
+
+The schema is versioned per component in ``schema_version`` (the config snapshot cache shares
+the ``cache.sqlite`` file and keeps its own row); ``_MIGRATIONS[i]`` takes the outbox from
+version ``i`` to ``i + 1``, so later issues append steps rather than edit old ones.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+MAX_PENDING = 1_000_000
+MAX_PAYLOAD_BYTES = 1 << 20  # 1 MiB of UTF-8 JSON per item
+MAX_KEY_CHARS = 512
+MAX_KIND_CHARS = 64
+_COMPONENT = "outbox"
+
+# Pending/delivered counts are kept by triggers in the same transactions as the rows, so the
+# bound check in put() is O(1) at a million rows and exact for every connection to the file.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT UNIQUE NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_attempt REAL,
+            delivered REAL
+        )""",
+        "CREATE INDEX outbox_pending ON outbox(seq) WHERE delivered IS NULL",
+        "CREATE INDEX outbox_delivered ON outbox(delivered) WHERE delivered IS NOT NULL",
+        """CREATE TABLE outbox_counts (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            pending INTEGER NOT NULL,
+            delivered INTEGER NOT NULL
+        )""",
+        "INSERT INTO outbox_counts (id, pending, delivered) VALUES (1, 0, 0)",
+        """CREATE TRIGGER outbox_count_insert AFTER INSERT ON outbox BEGIN
+            UPDATE outbox_counts SET
+                pending = pending + (NEW.delivered IS NULL),
+                delivered = delivered + (NEW.delivered IS NOT NULL);
+        END""",
+        """CREATE TRIGGER outbox_count_deliver AFTER UPDATE OF delivered ON outbox
+            WHEN (OLD.delivered IS NULL) != (NEW.delivered IS NULL) BEGIN
+            UPDATE outbox_counts SET
+                pending = pending + (NEW.delivered IS NULL) - (OLD.delivered IS NULL),
+                delivered = delivered + (NEW.delivered IS NOT NULL) - (OLD.delivered IS NOT NULL);
+        END""",
+        """CREATE TRIGGER outbox_count_delete AFTER DELETE ON outbox BEGIN
+            UPDATE outbox_counts SET
+                pending = pending - (OLD.delivered IS NULL),
+                delivered = delivered - (OLD.delivered IS NOT NULL);
+        END""",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class OutboxError(Exception):
+    """The outbox file cannot be used as asked (wrong journal mode, newer schema)."""
+
+
+class OutboxFull(OutboxError):
+    """``max_pending`` undelivered items are queued; the caller decides what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    seq: int
+    key: str
+    kind: str
+    payload: dict[str, object]
+    created: float
+    attempts: int
+    last_attempt: float | None = None
+
+
+def encode_payload(payload: Mapping[str, object]) -> str:
+    """JSON text for ``payload``; every Python string round-trips exactly.
+
+    ``ensure_ascii=False`` keeps text compact (control characters such as NUL are still
+    escaped as ``\\u0000``). A lone surrogate, which the SIP parser's ``surrogateescape``
+    decoding yields for invalid UTF-8 in a header, cannot be stored as UTF-8 text, so such a
+    payload is written with ``ensure_ascii=True`` instead, which escapes it losslessly.
+    """
+    try:
+        text = json.dumps(dict(payload), ensure_ascii=False, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"payload is not JSON-serialisable: {exc}") from exc
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(dict(payload), ensure_ascii=True, allow_nan=False, sort_keys=True)
+    return text
+
+
+def _check_name(field: str, value: str, limit: int) -> None:
+    if not 1 <= len(value) <= limit:
+        raise ValueError(f"{field} must be 1..{limit} characters, got {len(value)}")
+    try:
+        value.encode("utf-8")  # a lone surrogate cannot be bound as SQLite TEXT
+    except UnicodeEncodeError:
+        raise ValueError(f"{field} is not valid Unicode text: {value!r}") from None
+
+
+class Outbox:
+    """The durable queue in ``path`` (normally ``cache.sqlite`` in the edge's data dir)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_pending: int = MAX_PENDING,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        busy_timeout: float = 5.0,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be positive, got {max_pending}")
+        if max_payload_bytes < 2:
+            raise ValueError(f"max_payload_bytes too small: {max_payload_bytes}")
+        self.path = path
+        self.max_pending = max_pending
+        self.max_payload_bytes = max_payload_bytes
+        self._lock = threading.Lock()
+        # isolation_level=None: no implicit transactions; each write is an explicit
+        # BEGIN IMMEDIATE ... COMMIT, so "committed" means exactly what put() promises.
+        self._db = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._configure()
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _configure(self) -> None:
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise OutboxError(f"{self.path}: journal_mode is {mode!r}, WAL is required")
+        self._db.execute("PRAGMA synchronous=FULL")
+
+    def _migrate(self) -> None:
+        # Read first: an up-to-date file opens without the write lock, so a reader can open
+        # it while another connection is writing. Only a migration takes the lock, and then
+        # reads the version again in case another process migrated meanwhile.
+        if self._schema_version() == SCHEMA_VERSION:
+            return
+        with self._transaction() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
+            version = self._schema_version()
+            for step in _MIGRATIONS[version:]:
+                for statement in step:
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR REPLACE INTO schema_version (component, version) VALUES (?, ?)",
+                (_COMPONENT, SCHEMA_VERSION),
+            )
+
+    def _schema_version(self) -> int:
+        db = self._db
+        row = None
+        if db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone():
+            row = db.execute(
+                "SELECT version FROM schema_version WHERE component = ?", (_COMPONENT,)
+            ).fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise OutboxError(
+                f"{self.path}: outbox schema version {version} is newer than "
+                f"this edge's {SCHEMA_VERSION}"
+            )
+        return version
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (take the write lock up front, no upgrade deadlock) ... COMMIT."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:  # some errors (disk full) have rolled back already
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def put(self, kind: str, key: str, payload: Mapping[str, object], now: float) -> bool:
+        """Queue ``payload`` under ``key``; durable on return. False if the key is queued."""
+        _check_name("kind", kind, MAX_KIND_CHARS)
+        _check_name("key", key, MAX_KEY_CHARS)
+        text = encode_payload(payload)
+        size = len(text.encode("utf-8"))
+        if size > self.max_payload_bytes:
+            raise ValueError(
+                f"payload of {kind} {key!r} is {size} bytes, over max_payload_bytes "
+                f"({self.max_payload_bytes})"
+            )
+        with self._lock, self._transaction() as db:
+            pending = db.execute("SELECT pending FROM outbox_counts").fetchone()[0]
+            if pending >= self.max_pending:
+                if db.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)).fetchone():
+                    return False  # already queued: a retried put is still a no-op
+                raise OutboxFull(
+                    f"outbox full: {pending} pending items (max_pending {self.max_pending})"
+                )
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO outbox (key, kind, payload, created) VALUES (?, ?, ?, ?)",
+                (key, kind, text, now),
+            )
+        return cursor.rowcount == 1
+
+    def pending(self, limit: int) -> list[OutboxItem]:
+        """Up to ``limit`` undelivered items, oldest (lowest ``seq``) first."""
+        if limit < 1:
+            raise ValueError(f"limit must be positive, got {limit}")
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, key, kind, payload, created, attempts, last_attempt FROM outbox "
+                "WHERE delivered IS NULL ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        items = []
+        for seq, key, kind, text, created, attempts, last_attempt in rows:
+            payload = json.loads(text)
+            if not isinstance(payload, dict):
+                raise OutboxError(f"outbox row {seq} ({key!r}): payload is not a JSON object")
+            items.append(OutboxItem(seq, key, kind, payload, created, attempts, last_attempt))
+        return items
+
+    def mark_attempted(self, keys: Iterable[str], now: float) -> int:
+        """Count a send attempt for each undelivered key (one transaction); rows changed."""
+        return self._update(
+            "UPDATE outbox SET attempts = attempts + 1, last_attempt = ? "
+            "WHERE key = ? AND delivered IS NULL",
+            keys,
+            now,
+        )
+
+    def mark_delivered(self, keys: Iterable[str], now: float) -> int:
+        """Mark keys delivered (one transaction); rows newly marked. Repeats are no-ops."""
+        return self._update(
+            "UPDATE outbox SET delivered = ? WHERE key = ? AND delivered IS NULL", keys, now
+        )
+
+    def _update(self, sql: str, keys: Iterable[str], now: float) -> int:
+        params = [(now, key) for key in keys]
+        if not params:
+            return 0
+        with self._lock, self._transaction() as db:
+            return sum(db.execute(sql, p).rowcount for p in params)
+
+    def purge_delivered(self, older_than: float) -> int:
+        """Delete items delivered before ``older_than``; how many were deleted."""
+        with self._lock, self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM outbox WHERE delivered IS NOT NULL AND delivered < ?", (older_than,)
+            )
+        return cursor.rowcount
+
+    def counts(self) -> dict[str, int]:
+        """``{"pending": n, "delivered": m}`` (delivered and not yet purged)."""
+        with self._lock:
+            pending, delivered = self._db.execute(
+                "SELECT pending, delivered FROM outbox_counts"
+            ).fetchone()
+        return {"pending": int(pending), "delivered": int(delivered)}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
