@@ -58,7 +58,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root
 
-from benchmarks import parser_bench
+from benchmarks import parser_bench, relay_bench
 from benchmarks.sipp.users import PhoneUser, edge_toml, phone_users, write_sipp_csv
 from tests.integration.sipp import (
     TRANSPORTS,
@@ -84,7 +84,7 @@ START_TIMEOUT = 15.0  # seconds for a target to accept TCP connections
 STOP_TIMEOUT = 10.0  # seconds for a target to exit after SIGTERM
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = ("edge", "kamailio")
-BENCHMARKS = ("register", "parser")
+BENCHMARKS = ("register", "parser", "relay")
 
 
 # Kamailio: " 1(123) ERROR: <core> …"; Python logging: "… ERROR voxedge.sip: …".
@@ -543,8 +543,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if "parser" in args.benchmarks:
         print_parser_table(seconds=0.5 if args.quick else 2.0)
-        if args.benchmarks == ["parser"]:
-            return 0
+    if "relay" in args.benchmarks:
+        print("media relay vs a bare uvloop UDP forwarder (G.711 calls, 50 packets/s each way)")
+        relay_bench.main(["--quick"] if args.quick else [])
+        print()
+    if "register" not in args.benchmarks:
+        return 0
     if sipp_path() is None:
         print("sipp not installed (Debian package sip-tester)")
         return 2
