@@ -27,6 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+from media.ports import parse_port_range
 from sip import digest
 
 MAX_CONFIG_BYTES: Final = 8 * 1024 * 1024
@@ -151,7 +152,9 @@ class EdgeSettings:
     host put in Via/Contact (IP literal, IPv6 without brackets, or a host name);
     `auth_failures` throttles failed digest attempts per source IP, which then get `403` for
     `auth_cooldown` seconds; `nonce_ttl` is how long a digest nonce is accepted;
-    `t1`/`t2`/`t4` are the RFC 3261 §17 timers.
+    `t1`/`t2`/`t4` are the RFC 3261 §17 timers; `media_ports` is the RTP/RTCP port range
+    (`"20000-29999"`, RTP even, RTCP odd) and `media_timeout` ends a call whose media has been
+    silent that long (not while on hold).
     """
 
     name: str
@@ -169,6 +172,8 @@ class EdgeSettings:
     t4: float = 5.0
     tcp_idle_timeout: float = 300.0
     max_connections: int = 1024
+    media_ports: tuple[int, int] = (20000, 29999)
+    media_timeout: float = 60.0
 
 
 class PhoneType(StrEnum):
@@ -397,7 +402,7 @@ class _Table:
 _EDGE_KEYS: Final = (
     *("name", "domain", "advertise", "data_dir", "min_expires", "max_expires", "default_expires"),
     *("auth_failures", "auth_cooldown", "nonce_ttl", "t1", "t2", "t4", "tcp_idle_timeout"),
-    "max_connections",
+    *("max_connections", "media_ports", "media_timeout"),
 )
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _HOSTNAME_RE: Final = re.compile(
@@ -440,6 +445,8 @@ def _edge_settings(table: _Table, base_dir: Path) -> EdgeSettings:
         t4=table.seconds("t4", d.t4),
         tcp_idle_timeout=table.seconds("tcp_idle_timeout", d.tcp_idle_timeout),
         max_connections=table.integer("max_connections", d.max_connections, 1, 1_000_000),
+        media_ports=_media_ports(table, d.media_ports),
+        media_timeout=table.seconds("media_timeout", d.media_timeout),
     )
     s = settings
     if s.min_expires > s.default_expires:
@@ -571,3 +578,14 @@ def _digest_algorithms(table: _Table) -> tuple[str, ...]:
             "digest_algorithms", f"expected a non-empty list of distinct names from: {known}"
         )
     return tuple(value)
+
+
+def _media_ports(table: _Table, default: tuple[int, int]) -> tuple[int, int]:
+    text = table.string("media_ports")
+    if text is None:
+        return default
+    try:
+        return parse_port_range(text)
+    except ValueError as exc:
+        raise table.error("media_ports", str(exc)) from None
+

@@ -286,6 +286,20 @@ def test_good_extension_is_accepted(extension: str) -> None:
     assert parse(EDGE + ALICE.replace('"1001"', f'"{extension}"')).phones[0].extension == extension
 
 
+def test_media_ports_and_timeout_default_and_parse() -> None:
+    default = parse(EDGE).edge
+    assert (default.media_ports, default.media_timeout) == ((20000, 29999), 60.0)
+    custom = parse(EDGE + 'media_ports = "30000-30099"\nmedia_timeout = 20\n').edge
+    assert (custom.media_ports, custom.media_timeout) == ((30000, 30099), 20.0)
+
+
+@pytest.mark.parametrize("value", ["20000", "30000-20000", "0-10", "20001-20001", "a-b"])
+def test_bad_media_ports_are_refused_naming_the_field(value: str) -> None:
+    message = error_of(EDGE + f'media_ports = "{value}"\n')
+
+    assert message.startswith("edge.media_ports: ")
+
+
 def test_digest_algorithms_default_to_sha256_then_md5() -> None:
     assert tuple(parse(EDGE + ALICE).phones[0].ha1) == ("SHA-256", "MD5")
 
