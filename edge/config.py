@@ -588,4 +588,3 @@ def _media_ports(table: _Table, default: tuple[int, int]) -> tuple[int, int]:
         return parse_port_range(text)
     except ValueError as exc:
         raise table.error("media_ports", str(exc)) from None
-
