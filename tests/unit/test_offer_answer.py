@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 
@@ -21,14 +20,10 @@ from media.offer_answer import (
     rewrite_for_relay,
 )
 from media.sdp import Connection, MediaDescription, RtpMap, parse_sdp
+from tests.unit.sdp_examples import RFC3264_10_2_OFFER, WIRE, sdp
 
-WIRE = Path("/work/shared/sip-torture/rfc5118/wire")
 G723 = Codec("G723", 8000, static_pt=4)
 ILBC = Codec("iLBC", 8000)
-
-
-def sdp(*lines: str) -> bytes:
-    return "".join(f"{line}\r\n" for line in lines).encode()
 
 
 def audio(*lines: str, session: tuple[str, ...] = ()) -> MediaDescription:
@@ -62,19 +57,6 @@ RFC4317_2_4_OFFER = sdp(
     "m=audio 49172 RTP/AVP 98",
     "a=rtpmap:98 telephone-event/8000",
     "a=sendonly",
-)
-# RFC 3264 §10.2: one-of-N, offered inactive.
-RFC3264_10_2_OFFER = sdp(
-    "v=0",
-    "o=alice 2890844526 2890844526 IN IP4 host.anywhere.com",
-    "s=",
-    "c=IN IP4 host.anywhere.com",
-    "t=0 0",
-    "m=audio 62986 RTP/AVP 0 4 18",
-    "a=rtpmap:0 PCMU/8000",
-    "a=rtpmap:4 G723/8000",
-    "a=rtpmap:18 G729/8000",
-    "a=inactive",
 )
 # RFC 3264 §10.1, Bob's second offer: a rejected video stream and a telephone-events stream.
 RFC3264_10_1_REOFFER = sdp(

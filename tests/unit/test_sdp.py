@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -19,13 +18,7 @@ from media.sdp import (
     effective_direction,
     parse_sdp,
 )
-
-WIRE = Path("/work/shared/sip-torture/rfc5118/wire")
-
-
-def sdp(*lines: str) -> bytes:
-    return "".join(f"{line}\r\n" for line in lines).encode()
-
+from tests.unit.sdp_examples import RFC3264_10_2_OFFER, WIRE, sdp
 
 HEAD = ("v=0", "o=- 1 1 IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0")
 
@@ -42,19 +35,6 @@ RFC3264_10_1_OFFER = sdp(
     "a=rtpmap:31 H261/90000",
     "m=video 53000 RTP/AVP 32",
     "a=rtpmap:32 MPV/90000",
-)
-# RFC 3264 §10.2, the inactive one-of-N offer.
-RFC3264_10_2_OFFER = sdp(
-    "v=0",
-    "o=alice 2890844526 2890844526 IN IP4 host.anywhere.com",
-    "s=",
-    "c=IN IP4 host.anywhere.com",
-    "t=0 0",
-    "m=audio 62986 RTP/AVP 0 4 18",
-    "a=rtpmap:0 PCMU/8000",
-    "a=rtpmap:4 G723/8000",
-    "a=rtpmap:18 G729/8000",
-    "a=inactive",
 )
 # RFC 4317 §2.8 answer: media-level c= for video (s= is a single space there).
 RFC4317_2_8_ANSWER = sdp(
