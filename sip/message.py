@@ -65,19 +65,6 @@ def header_key(name: str) -> str:
     return key
 
 
-# Header fields whose value is a comma-separated list (RFC 3261 §7.3.1); only these may be
-# split at commas. Authorization-style headers are not lists although their values hold commas.
-LIST_HEADERS = frozenset(
-    header_key(n)
-    for n in (
-        "Via Contact Route Record-Route Allow Supported Require Proxy-Require Unsupported "
-        "Accept Accept-Encoding Accept-Language Allow-Events Path In-Reply-To Content-Encoding "
-        "Content-Language Warning Error-Info Call-Info Alert-Info Reason Privacy "
-        "P-Asserted-Identity"
-    ).split()
-)
-
-
 def split_list(value: str) -> list[str]:
     """Split a list header value at commas outside quoted strings and <...> (RFC 3261 §7.3.1)."""
     if "," not in value:
@@ -122,9 +109,6 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         key = header_key(name)
         self._fields.append((key, CANONICAL_NAMES.get(key, name), value))
-
-    def _add_keyed(self, key: str, name: str, value: str) -> None:
-        self._fields.append((key, name, value))
 
     def insert_first(self, name: str, value: str) -> None:
         key = header_key(name)
@@ -246,8 +230,6 @@ class Response:
     def to_bytes(self) -> bytes:
         return _serialize(f"{self.version} {self.status} {self.reason}", self.headers, self.body)
 
-
-Message = Request | Response
 
 # RFC 3261 §21 and extensions: default reason phrases.
 REASONS = {

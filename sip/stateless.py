@@ -13,7 +13,7 @@ from dataclasses import replace
 from sip.errors import SipParseError
 from sip.flow import Flow
 from sip.headers import Via, parse_via
-from sip.message import Request, Response, header_key, response_to, split_list
+from sip.message import Request, Response, header_key, response_to
 from sip.parser import TOKEN_RE, parse_head
 
 # The fields a response copies (RFC 3261 §8.2.6.2).
@@ -89,11 +89,3 @@ def error_response(data: bytes, error: SipParseError) -> Response | None:
     # The reason phrase is ours; keep it one line of printable text.
     reason = "".join(c for c in error.reason if c.isprintable())[:100] or "Bad Request"
     return response_to(request, error.status, reason)
-
-
-def top_via(request: Request) -> Via:
-    """The first Via value, parsed."""
-    value = request.headers.get("Via")
-    if value is None:
-        raise SipParseError("Missing Via header")
-    return parse_via(split_list(value)[0])

@@ -6,9 +6,11 @@ import pytest
 
 from sip.errors import SipParseError
 from sip.flow import Flow
+from sip.headers import Via
 from sip.message import Request
 from sip.parser import parse_message
-from sip.stateless import error_response, stamp_via, top_via
+from sip.stateless import error_response, stamp_via
+from sip.validate import validate_request
 
 
 def req(via: str, extra: str = "") -> Request:
@@ -24,12 +26,16 @@ def req(via: str, extra: str = "") -> Request:
     return message
 
 
+def top_via_of(request: Request) -> Via:
+    return validate_request(request).vias[0]
+
+
 UDP = Flow("udp", ("127.0.0.1", 40000), ("127.0.0.1", 8060))
 
 
 def test_received_is_added_when_sent_by_differs_from_source() -> None:
     request = req("SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bK1")
-    stamp_via(request, top_via(request), UDP)
+    stamp_via(request, top_via_of(request), UDP)
     assert request.headers.values("Via")[0] == (
         "SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bK1;received=127.0.0.1"
     )
@@ -38,7 +44,7 @@ def test_received_is_added_when_sent_by_differs_from_source() -> None:
 
 def test_rport_is_filled_and_responses_go_to_source_port() -> None:
     request = req("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1;rport")
-    flow = stamp_via(request, top_via(request), UDP)
+    flow = stamp_via(request, top_via_of(request), UDP)
     assert "rport=40000" in request.headers.values("Via")[0]
     assert flow.remote == ("127.0.0.1", 40000)
 
@@ -46,19 +52,19 @@ def test_rport_is_filled_and_responses_go_to_source_port() -> None:
 def test_without_rport_udp_responses_go_to_source_ip_and_via_port() -> None:
     """RFC 3261 §18.2.2: the Via port, but never the Via host (no DNS, no spraying)."""
     request = req("SIP/2.0/UDP host.example.com:5070;branch=z9hG4bK1")
-    flow = stamp_via(request, top_via(request), UDP)
+    flow = stamp_via(request, top_via_of(request), UDP)
     assert flow.remote == ("127.0.0.1", 5070)
 
 
 def test_without_rport_or_port_udp_responses_go_to_5060() -> None:
     request = req("SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1")
-    assert stamp_via(request, top_via(request), UDP).remote == ("127.0.0.1", 5060)
+    assert stamp_via(request, top_via_of(request), UDP).remote == ("127.0.0.1", 5060)
 
 
 def test_stream_responses_use_the_same_connection() -> None:
     tcp = Flow("tcp", ("127.0.0.1", 41000), ("127.0.0.1", 8060), conn_id=7)
     request = req("SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK1")
-    assert stamp_via(request, top_via(request), tcp) is tcp
+    assert stamp_via(request, top_via_of(request), tcp) is tcp
 
 
 def test_error_response_copies_fields_and_names_the_fault() -> None:
