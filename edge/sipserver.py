@@ -329,8 +329,9 @@ class SipService:
             return
         _finish(response, info.to.tag)
         self._emit(self.transactions.respond(txn, response, self._loop.time()), None)
-        self._location_timer.poke()
-        self._nonce_timer.poke()
+        if request.method == "REGISTER":  # only the registrar moves these deadlines
+            self._location_timer.poke()
+            self._nonce_timer.poke()
 
     def _answer(
         self, side: str, request: Request, info: RequestInfo, flow: Flow
