@@ -18,6 +18,7 @@ from pathlib import Path
 import uvloop
 
 from edge.config import ConfigError, EdgeConfig, load_config
+from edge.outbox import Outbox
 from edge.sipserver import SipService
 
 log = logging.getLogger("voxedge.edge")
@@ -65,7 +66,8 @@ async def run(config_path: Path) -> int:
     # messages per second the default thresholds rescan them many times a second.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    service = SipService(config, secret=_nonce_secret(config.edge.data_dir))
+    outbox = Outbox(config.edge.data_dir / "cache.sqlite")
+    service = SipService(config, secret=_nonce_secret(config.edge.data_dir), outbox=outbox)
     await service.start()
     print(_banner(config, service), flush=True)
     stop = asyncio.Event()
@@ -86,6 +88,7 @@ async def run(config_path: Path) -> int:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     await stop.wait()
     await service.stop()
+    outbox.close()
     log.info("stopped")
     return 0
 

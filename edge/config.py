@@ -154,7 +154,9 @@ class EdgeSettings:
     `auth_cooldown` seconds; `nonce_ttl` is how long a digest nonce is accepted;
     `t1`/`t2`/`t4` are the RFC 3261 §17 timers; `media_ports` is the RTP/RTCP port range
     (`"20000-29999"`, RTP even, RTCP odd) and `media_timeout` ends a call whose media has been
-    silent that long (not while on hold).
+    silent that long (not while on hold); `media_address` is the IP literal the relay binds and
+    writes into SDP (default: `advertise`, which must then be an IP literal);
+    `no_answer_timeout` ends an unanswered call with `480`.
     """
 
     name: str
@@ -174,6 +176,8 @@ class EdgeSettings:
     max_connections: int = 1024
     media_ports: tuple[int, int] = (20000, 29999)
     media_timeout: float = 60.0
+    media_address: str = ""
+    no_answer_timeout: float = 30.0
 
 
 class PhoneType(StrEnum):
@@ -402,7 +406,7 @@ class _Table:
 _EDGE_KEYS: Final = (
     *("name", "domain", "advertise", "data_dir", "min_expires", "max_expires", "default_expires"),
     *("auth_failures", "auth_cooldown", "nonce_ttl", "t1", "t2", "t4", "tcp_idle_timeout"),
-    *("max_connections", "media_ports", "media_timeout"),
+    *("max_connections", "media_ports", "media_timeout", "media_address", "no_answer_timeout"),
 )
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _HOSTNAME_RE: Final = re.compile(
@@ -447,6 +451,8 @@ def _edge_settings(table: _Table, base_dir: Path) -> EdgeSettings:
         max_connections=table.integer("max_connections", d.max_connections, 1, 1_000_000),
         media_ports=_media_ports(table, d.media_ports),
         media_timeout=table.seconds("media_timeout", d.media_timeout),
+        media_address=_media_address(table, advertise),
+        no_answer_timeout=table.seconds("no_answer_timeout", d.no_answer_timeout),
     )
     s = settings
     if s.min_expires > s.default_expires:
@@ -578,6 +584,18 @@ def _digest_algorithms(table: _Table) -> tuple[str, ...]:
             "digest_algorithms", f"expected a non-empty list of distinct names from: {known}"
         )
     return tuple(value)
+
+
+def _media_address(table: _Table, advertise: str) -> str:
+    """An IP literal: SDP's c= never names a host (the relay never resolves, RFC 8866 §5.7)."""
+    text = table.string("media_address")
+    if text is None:
+        if not (_is_ip(advertise, 4) or _is_ip(advertise, 6)):
+            raise table.error("media_address", "required when advertise is a host name")
+        return advertise
+    if not (_is_ip(text, 4) or _is_ip(text, 6)):
+        raise table.error("media_address", f'"{text}" is not an IP address')
+    return text
 
 
 def _media_ports(table: _Table, default: tuple[int, int]) -> tuple[int, int]:

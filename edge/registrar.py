@@ -9,14 +9,13 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from edge.config import DEFAULT_DIGEST_ALGORITHMS, EdgeConfig
-from edge.limits import AuthFailureThrottle
+from edge.auth import PhoneAuth, Reject
+from edge.config import EdgeConfig
 from edge.location import Binding, LocationService
-from sip.digest import DigestAuthenticator, DigestError, parse_credentials
 from sip.errors import SipParseError
 from sip.flow import Flow
 from sip.headers import parse_name_addr, parse_uint
@@ -26,7 +25,6 @@ from sip.validate import MAX_EXPIRES, RequestInfo
 
 log = logging.getLogger("voxedge.registrar")
 
-Reject = Callable[[str, Flow, str], None]  # (reason, flow, detail): count and log
 _QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 
@@ -41,15 +39,13 @@ class _ContactUpdate:
 class Registrar:
     def __init__(
         self,
-        authenticator: DigestAuthenticator,
+        auth: PhoneAuth,
         location: LocationService,
-        throttle: AuthFailureThrottle,
         reject: Reject,
         wall_clock: Callable[[], float],
     ) -> None:
-        self.authenticator = authenticator
+        self.auth = auth
         self.location = location
-        self.throttle = throttle
         self._reject = reject  # one call per refusal: its metric and (rate-limited) log line
         self._wall_clock = wall_clock
         self._date_second = -1
@@ -67,7 +63,6 @@ class Registrar:
     ) -> Response:
         """Answer a REGISTER; ``for_us``: the Request-URI names this registrar's domain."""
         settings = config.edge
-        source_ip = flow.remote[0]
         to_uri = info.to.parsed_uri()
         # RFC 3261 §10.3 step 1 and §10.2: the AOR must be a SIP or SIPS URI in our domain.
         if not isinstance(to_uri, SipUri):
@@ -76,13 +71,9 @@ class Registrar:
         if not for_us or to_uri.host != settings.domain.lower() or not to_uri.user:
             self._reject("NO_ROUTE", flow, f"REGISTER {info.to.uri}")
             return response_to(request, 404, "Domain not served here")
-        if self.throttle.is_blocked(source_ip, now):
-            self._reject("AUTH_THROTTLED", flow, to_uri.aor())
-            return response_to(request, 403, "Too many failed authentications")
-        # Step 3: authenticate. A request without usable Digest credentials gets a challenge,
-        # which is not a failure (RFC 3261 §22.2; RFC 4475 §3.3.7 for unknown schemes).
+        # Step 3: authenticate (edge.auth: a challenge first, the throttle for failures).
         to_user = unquote(to_uri.user, errors="surrogateescape")
-        username = self._authenticate(request, now, flow, config, to_user)
+        username = self.auth.authenticate(request, flow, config, now, claimed=to_user)
         if isinstance(username, Response):
             return username
         aor = to_uri.aor()
@@ -97,50 +88,7 @@ class Registrar:
             return response_to(request, exc.status, exc.reason)
         response = self._apply(request, info, flow, aor, updates, wildcard, config, now)
         if response.status == 200:
-            log.debug("registered %s: %d contact(s) from %s", aor, len(updates), source_ip)
-        return response
-
-    def _authenticate(
-        self, request: Request, now: float, flow: Flow, config: EdgeConfig, user: str
-    ) -> str | Response:
-        source_ip = flow.remote[0]
-        phone = config.phone_by_extension(user)
-        # The phone's own algorithms (some UAs choke on SHA-256); unknown users get the
-        # default so that the challenge does not tell who exists.
-        algorithms = tuple(phone.ha1) if phone is not None else DEFAULT_DIGEST_ALGORITHMS
-        header = request.headers.get("Authorization")
-        creds = None
-        if header is not None:
-            try:
-                creds = parse_credentials(header)
-            except DigestError as exc:
-                self._reject("BAD_REQUEST", flow, f"Authorization: {exc.reason}")
-                return response_to(request, 400, f"Malformed Authorization: {exc.reason}")
-            if creds.scheme.lower() != "digest" or creds.realm != config.edge.domain:
-                creds = None  # someone else's credentials: challenge for ours
-        if creds is None:
-            return self._challenge(request, now, stale=False, algorithms=algorithms)
-        result = self.authenticator.verify(creds, "REGISTER", _ha1_lookup(config), now)
-        if result.ok and result.username is not None:
-            self.throttle.record_success(source_ip)
-            return result.username
-        if result.stale:
-            return self._challenge(request, now, stale=True, algorithms=algorithms)
-        self._reject("AUTH_FAILED", flow, f"user {result.username}: {result.reason}")
-        if self.throttle.record_failure(source_ip, now):
-            log.warning(
-                "auth throttle: source %s blocked after repeated failures (last user %s)",
-                source_ip,
-                result.username,
-            )
-        return response_to(request, 403, "Authentication failed")
-
-    def _challenge(
-        self, request: Request, now: float, *, stale: bool, algorithms: Sequence[str]
-    ) -> Response:
-        response = response_to(request, 401)
-        for value in self.authenticator.challenge_values(now, stale, algorithms):
-            response.headers.add("WWW-Authenticate", value)
+            log.debug("registered %s: %d contact(s) from %s", aor, len(updates), flow.remote[0])
         return response
 
     def _apply(
@@ -221,14 +169,6 @@ class Registrar:
             self._date_second = second
             self._date_text = email.utils.formatdate(second, usegmt=True)
         return self._date_text
-
-
-def _ha1_lookup(config: EdgeConfig) -> Callable[[str, str], str | None]:
-    def lookup(username: str, algorithm: str) -> str | None:
-        phone = config.phone_by_extension(username)
-        return phone.ha1.get(algorithm) if phone is not None else None
-
-    return lookup
 
 
 def _contact_updates(

@@ -12,19 +12,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import os
 import re
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edge.auth import PhoneAuth
+from edge.b2bua import B2BUA, Action, Call, CallEnded, MediaTarget, OpenMedia
+from edge.callmedia import CallMedia
 from edge.certs import ensure_self_signed, server_ssl_context
 from edge.config import EdgeConfig, HostPort, Listener
 from edge.limits import AuthFailureThrottle, RateLimiter
 from edge.location import LocationService
+from edge.outbox import Outbox
 from edge.registrar import Registrar
 from edge.rejections import RejectionLog
+from edge.responses import ALLOW, finish
 from edge.timers import EngineTimer
 from sip.digest import DigestAuthenticator
 from sip.errors import SipParseError
@@ -34,6 +38,7 @@ from sip.message import Request, Response, response_to
 from sip.parser import parse_message
 from sip.stateless import error_response, stamp_via
 from sip.transaction import (
+    ClientTransaction,
     Event,
     Overloaded,
     RequestReceived,
@@ -55,9 +60,6 @@ KNOWN_METHODS = frozenset(
     "INVITE ACK BYE CANCEL OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER "
     "MESSAGE UPDATE".split()
 )
-ALLOWED_METHODS = ("REGISTER", "OPTIONS", "ACK", "CANCEL")
-ALLOW = ", ".join(ALLOWED_METHODS)
-SERVER_HEADER = "VoxEdge"
 # User-Agents of SIP scanning tools (SIPVicious and its "friendly-scanner" disguise, sipcli,
 # VaxSIPUserAgent, iWar, sundayddr, sip-scan): their requests are dropped without an answer.
 _SCANNER_RE = re.compile(
@@ -82,6 +84,7 @@ class SipService:
         secret: bytes | None = None,
         max_queue: int = 4096,
         wall_clock: Callable[[], float] = time.time,
+        outbox: Outbox | None = None,
     ) -> None:
         self.config = config
         self._started = config
@@ -92,12 +95,22 @@ class SipService:
         self.location = LocationService()
         self._secret = secret or secrets.token_bytes(32)
         self.authenticator = DigestAuthenticator(self._secret, settings.domain, settings.nonce_ttl)
-        self.registrar = Registrar(
+        self.auth = PhoneAuth(
             self.authenticator,
-            self.location,
             AuthFailureThrottle(settings.auth_failures, settings.auth_cooldown),
             self._reject,
+        )
+        self.registrar = Registrar(self.auth, self.location, self._reject, wall_clock)
+        self.calls = B2BUA(
+            self.transactions,
+            self.auth,
+            self.location,
+            lambda: self.config,
+            self._reject,
             wall_clock,
+        )
+        self.media = CallMedia(
+            self._loop, lambda: self.config, outbox, self._media_ready, self._media_timeout
         )
         self.transports = Transports(
             self._on_bytes,
@@ -120,6 +133,7 @@ class SipService:
         self._nonce_timer = EngineTimer(
             self._loop, self.authenticator.next_deadline, self.authenticator.handle_timer
         )
+        self._call_timer = EngineTimer(self._loop, self.calls.next_deadline, self._on_call_timer)
         self._configure_limiters(config)
 
     # ------------------------------------------------------------------ lifecycle
@@ -156,8 +170,9 @@ class SipService:
         log.info("listening: %s %s %s:%d", side, transport, address[0], address[1])
 
     async def stop(self) -> None:
-        for timer in (self._txn_timer, self._location_timer, self._nonce_timer):
+        for timer in (self._txn_timer, self._location_timer, self._nonce_timer, self._call_timer):
             timer.cancel()
+        await self.media.close()
         await self.transports.close()
 
     def reload(self, config: EdgeConfig) -> list[str]:
@@ -172,19 +187,22 @@ class SipService:
         if (old.domain, old.nonce_ttl) != (new.domain, new.nonce_ttl):
             self._nonce_timer.cancel()
             self.authenticator = DigestAuthenticator(self._secret, new.domain, new.nonce_ttl)
-            self.registrar.authenticator = self.authenticator
+            self.auth.authenticator = self.authenticator
             self._nonce_timer = EngineTimer(
                 self._loop, self.authenticator.next_deadline, self.authenticator.handle_timer
             )
         if (old.auth_failures, old.auth_cooldown) != (new.auth_failures, new.auth_cooldown):
-            self.registrar.throttle = AuthFailureThrottle(new.auth_failures, new.auth_cooldown)
+            self.auth.throttle = AuthFailureThrottle(new.auth_failures, new.auth_cooldown)
         self.config = config
         self._configure_limiters(config)
         # What only a restart changes, compared with the config the service started with.
         started = self._started
         pending = [
             f"edge.{key}"
-            for key in ("t1", "t2", "t4", "tcp_idle_timeout", "max_connections")
+            for key in (
+                *("t1", "t2", "t4", "tcp_idle_timeout", "max_connections"),
+                *("media_ports", "media_address"),
+            )
             if getattr(started.edge, key) != getattr(new, key)
         ]
         for side, before, after in (
@@ -281,7 +299,7 @@ class SipService:
         self._emit(self.transactions.receive_response(response, flow, now, info), None)
 
     def _send_stateless(self, response: Response, flow: Flow) -> None:
-        _finish(response)
+        finish(response)
         self.transports.send(flow, response.to_bytes())
 
     # ------------------------------------------------------------------ transaction events
@@ -293,19 +311,57 @@ class SipService:
                     now = self._loop.time()
                     self._emit(self.transactions.transport_error(event.transaction, now), None)
             elif isinstance(event, RequestReceived):
-                if event.transaction is not None and info is not None:
+                if info is None:
+                    continue
+                if event.transaction is not None:
                     self._on_request(event.transaction, event.request, info)
+                elif info.to.tag is not None:  # the ACK for a 2xx (§17.2.3): its dialog's
+                    now = self._loop.time()
+                    self._act(self.calls.handle_in_dialog(None, event.request, info, now))
             elif isinstance(event, Overloaded):
                 self._reject("OVERLOAD", event.flow, "transaction table full")
                 response = response_to(event.request, 503)
                 response.headers.add("Retry-After", "5")
                 self._send_stateless(response, event.flow)
             elif isinstance(event, ResponseReceived):
-                # No client transactions yet (calls come next); RFC 6026 §8.4: a stray
-                # response is discarded.
-                self.counters["STRAY_RESPONSE" if event.transaction is None else "RESPONSE"] += 1
+                if event.transaction is None:
+                    # RFC 6026 §8.4: a stray response is discarded.
+                    self.counters["STRAY_RESPONSE"] += 1
+                else:
+                    now = self._loop.time()
+                    self._act(self.calls.handle_response(event.transaction, event.response, now))
             elif isinstance(event, TransactionTimeout | TransportError):
                 self.counters[type(event).__name__] += 1
+                txn = event.transaction
+                if isinstance(txn, ClientTransaction) and txn.context is not None:
+                    self._act(self.calls.handle_failure(txn, self._loop.time()))
+
+    def _act(self, actions: list[Action]) -> None:
+        """Carry out what the B2BUA asks: transaction events, then media and records."""
+        events: list[Event] = []
+        for action in actions:
+            if isinstance(action, OpenMedia):
+                self.media.open(action.call)
+            elif isinstance(action, MediaTarget):
+                self.media.target(action)
+            elif isinstance(action, CallEnded):
+                self.media.ended(action.call)
+            else:
+                events.append(action)
+        if events:
+            self._emit(events, None)
+        self._call_timer.poke()
+        self._txn_timer.poke()
+
+    def _media_ready(self, call: Call, ok: bool) -> None:
+        now = self._loop.time()
+        self._act(self.calls.media_ready(call, now) if ok else self.calls.media_failed(call, now))
+
+    def _media_timeout(self, call: Call) -> None:
+        self._act(self.calls.media_timeout(call, self._loop.time()))
+
+    def _on_call_timer(self, now: float) -> None:
+        self._act(self.calls.handle_timer(now))
 
     def _on_txn_timer(self, now: float) -> None:
         self._emit(self.transactions.handle_timer(now), None)
@@ -324,21 +380,21 @@ class SipService:
 
     def _on_request(self, txn: ServerTransaction, request: Request, info: RequestInfo) -> None:
         side = self._sides.get((txn.flow.transport, *txn.flow.local), PHONES)
-        response = self._answer(side, request, info, txn.flow)
+        response = self._answer(side, txn, request, info)
         if response is None:
             return
-        _finish(response, info.to.tag)
+        finish(response, info.to.tag)
         self._emit(self.transactions.respond(txn, response, self._loop.time()), None)
         if request.method == "REGISTER":  # only the registrar moves these deadlines
             self._location_timer.poke()
             self._nonce_timer.poke()
 
     def _answer(
-        self, side: str, request: Request, info: RequestInfo, flow: Flow
+        self, side: str, txn: ServerTransaction, request: Request, info: RequestInfo
     ) -> Response | None:
+        """The response to a request, or None when the B2BUA took it (it answers itself)."""
         method = request.method
-        if method == "ACK":
-            return None  # an ACK that matched no transaction: no dialogs yet, nothing to do
+        flow = txn.flow
         if method not in KNOWN_METHODS:
             self._reject("NOT_IMPLEMENTED", flow, method)
             return _with_allow(response_to(request, 501))  # RFC 3261 §8.2.1
@@ -363,28 +419,48 @@ class SipService:
             return self.registrar.handle(
                 request, info, flow, self.config, now, for_us=self._is_local(info)
             )
+        now = self._loop.time()
+        if method == "CANCEL":
+            self._act(self.calls.handle_cancel(txn, request, info, now))
+            return None
+        if info.to.tag is not None:  # RFC 3261 §12.2.2: a request within a dialog
+            self._act(self.calls.handle_in_dialog(txn, request, info, now))
+            return None
+        if method == "INVITE" and self._is_local_host(info):
+            # Authentication comes before the callee's existence is told (edge.b2bua).
+            self._act(self.calls.handle_invite(txn, request, info, now))
+            return None
         if not self._is_local(info):
             self._reject("NO_ROUTE", flow, f"{method} {request.uri}")
             return response_to(request, 404, "Domain not served here")
         if method == "OPTIONS":
             return _capabilities(response_to(request, 200))
-        if method == "CANCEL":
-            # RFC 3261 §9.2: no INVITE transaction to cancel.
-            return response_to(request, 481)
         self._reject("METHOD_NOT_ALLOWED", flow, method)
         return _with_allow(response_to(request, 405))
 
     def _is_local(self, info: RequestInfo) -> bool:
-        """Whether the Request-URI names this edge: its domain, address or a listener."""
+        """Whether the Request-URI names this edge (its domain, address or a listener) and,
+        under its domain, no user or a known phone."""
         uri = info.uri
-        host = getattr(uri, "host", None)
+        if not self._is_local_host(info):
+            return False
+        settings = self.config.edge
+        if getattr(uri, "host", "").strip("[]") in (
+            settings.domain.lower(),
+            settings.advertise.lower(),
+        ):
+            user = getattr(uri, "user", None)
+            return user is None or self.config.phone_by_extension(user) is not None
+        return True
+
+    def _is_local_host(self, info: RequestInfo) -> bool:
+        host = getattr(info.uri, "host", None)
         if host is None:
             return False
         settings = self.config.edge
         bare = host.strip("[]")
         if bare in (settings.domain.lower(), settings.advertise.lower()):
-            user = getattr(uri, "user", None)
-            return user is None or self.config.phone_by_extension(user) is not None
+            return True
         return any(bare == bound.address[0] for bound in self.listeners)
 
 
@@ -397,15 +473,6 @@ def _sockets(listener: Listener | None) -> tuple[object, ...]:
 
 def _bind(address: HostPort) -> tuple[str, int]:
     return ("127.0.0.1" if address.host == "localhost" else address.host), address.port
-
-
-def _finish(response: Response, to_tag: str | None = None) -> None:
-    """Headers every response of ours carries: a To tag (RFC 3261 §8.2.6.2) and Server."""
-    if response.status > 100 and to_tag is None:
-        to = response.headers.get("To")
-        if to is not None and ";tag=" not in to.lower().replace(" ", ""):
-            response.headers.set("To", f"{to};tag={os.urandom(6).hex()}")
-    response.headers.add("Server", SERVER_HEADER)
 
 
 def _with_allow(response: Response) -> Response:

@@ -10,10 +10,29 @@ port and is told apart by its packet type (RFC 5761 §4, ``media.rtp.is_rtcp``);
 leg, RTCP is sent from its RTP socket to its RTP far end (RFC 5761 §5.1.3). A muxed leg's RTCP
 socket stays bound: an offerer must be ready for a peer that declines mux (RFC 5761 §5.1.1).
 
-Per packet (DESIGN.md principle 4): one latch comparison, one clock read for ``last_rx``, one
-``sendto``, integer counters; nothing is allocated beyond the ``bytes`` and address tuple the
-event loop hands over. Routing is decided once when the session opens, not per packet: only a
-socket that must tell RTCP from RTP (a muxed leg toward an unmuxed one) looks at the packet.
+What the B2BUA can switch on per leg, for the RTP *received* on that leg:
+
+- ``set_payload_map``: renumber payload types and transcode PCMU<->PCMA (``media.rtp_filter``);
+- ``set_dtmf``: RFC 4733 telephone-events to a callback, one call per key press
+  (``media.dtmf``; the callback runs from the event loop, never inside the packet path), the
+  event packets forwarded or not (SIP INFO instead, when the other side has no
+  telephone-event);
+- ``set_clock_rate``: the leg's RTP clock rate (default 8000), for DTMF durations and jitter.
+
+RTCP is relayed unchanged and never transcoded. On the way through it is parsed (about one
+compound packet per 5 s per leg, RFC 3550 §6.2) and the first report block of each leg's
+latest SR/RR (RFC 3550 §6.4) is kept: what that far end says about the media it receives from
+the relay, i.e. from the other leg. ``RelayStats.report_a`` / ``report_b`` give its cumulative
+loss and its interarrival jitter in milliseconds.
+
+Per RTP packet on the fast path (DESIGN.md principle 4): one latch comparison, one clock read
+for ``last_rx``, one ``sendto``, integer counters; nothing is allocated beyond the ``bytes``
+and address tuple the event loop hands over, and the packet is not looked at. Each socket's
+behaviour is its protocol's class, chosen when something changes, not per packet: ``_Forward``
+(the fast path) for the RTP socket of a plain leg; ``_Inspect`` for the RTP socket of a muxed
+leg (``is_rtcp`` per packet) or of a leg with a payload map or DTMF (the leg's ``RtpFilter``
+per packet); ``_RtcpForward`` for RTCP sockets. Emptying the payload map and switching DTMF off
+puts a plain leg's RTP socket back on the fast path.
 """
 
 from __future__ import annotations
@@ -21,15 +40,25 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from media.dtmf import DEFAULT_CLOCK_RATE
 from media.latch import Address, Latch
 from media.ports import PortPool
-from media.rtp import is_rtcp
+from media.rtcp import ReceiverReport, ReportBlock, RtcpError, SenderReport, parse_rtcp
+from media.rtp import RtpError, is_rtcp
+from media.rtp_filter import RtpFilter
 
-__all__ = ["BIND_ATTEMPTS", "DirectionStats", "RelayPortError", "RelaySession", "RelayStats"]
+__all__ = [
+    "BIND_ATTEMPTS",
+    "DirectionStats",
+    "ReceptionReport",
+    "RelayPortError",
+    "RelaySession",
+    "RelayStats",
+]
 
 LegName = Literal["a", "b"]
 
@@ -53,6 +82,16 @@ class DirectionStats:
     octets: int  # relayed, UDP payload octets
     dropped_unlatched: int  # from a source other than the latched one (RFC 4961 §3)
     dropped_no_target: int  # accepted, but the other far end is not known yet
+    dropped_malformed: int = 0  # not RTP (RFC 3550 §5.1), on a leg whose RTP is looked into
+
+
+@dataclass(slots=True, frozen=True)
+class ReceptionReport:
+    """A far end's latest reception report (RFC 3550 §6.4.1) on the media it receives."""
+
+    cumulative_lost: int  # packets lost since it began receiving (negative with duplicates)
+    fraction_lost: float  # 0.0-1.0, over its last reporting interval
+    jitter_ms: float  # interarrival jitter (RFC 3550 §6.4.1, A.8) at the leg's clock rate
 
 
 @dataclass(slots=True, frozen=True)
@@ -63,31 +102,74 @@ class RelayStats:
     source_b: Address | None
     last_rx_a: float | None  # loop.time() of the last accepted packet (RTP or RTCP) per leg
     last_rx_b: float | None
+    # What leg A's far end reported about the media it received (the B->A direction), from
+    # its RTCP; None until an SR/RR with a report block has passed.
+    report_a: ReceptionReport | None = None
+    report_b: ReceptionReport | None = None  # ... and leg B's far end (the A->B direction)
+
+
+class _Reports:
+    """The latest report block a leg's far end sent in its RTCP, shared by the leg's sockets."""
+
+    __slots__ = ("latest",)
+
+    def __init__(self) -> None:
+        self.latest: ReportBlock | None = None
+
+    def feed(self, data: bytes) -> None:
+        try:
+            packets = parse_rtcp(data, allow_reduced_size=True)  # RFC 5506 on muxed legs too
+        except RtcpError:
+            return  # relayed anyway: RTCP is not ours to police
+        for packet in packets:
+            if isinstance(packet, SenderReport | ReceiverReport) and packet.reports:
+                # The far end hears one source, the other leg's (relayed unchanged): its
+                # block comes first; another SSRC's block would be a stray stream.
+                self.latest = packet.reports[0]
+                return
 
 
 class _Forward(asyncio.DatagramProtocol):
-    """One relay socket: accept from the latched far end, send out of the other leg."""
+    """One relay socket on the fast path: accept from the latched far end, send out of the
+    other leg, unchanged and unparsed.
+
+    The subclasses add behaviour, never slots: a socket changes what it does by changing its
+    class (``_Leg.retune``), so the fast path tests no flags for features it does not use.
+    """
 
     __slots__ = (
         "clock",
+        "dropped_malformed",
         "dropped_no_target",
         "last_rx",
         "latch",
+        "mux",
         "octets",
         "out",
         "out_latch",
         "packets",
+        "reports",
+        "rtcp_out",
+        "rtcp_out_latch",
+        "rtp_filter",
     )
 
     out: asyncio.DatagramTransport  # set by _wire before out_latch gets a target
+    rtcp_out: asyncio.DatagramTransport  # where RTCP arriving on a muxed RTP port goes
 
-    def __init__(self, latch: Latch, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, latch: Latch, clock: Callable[[], float], reports: _Reports, mux: bool
+    ) -> None:
         self.latch = latch
         self.clock = clock
-        self.out_latch = _NO_TARGET
+        self.reports = reports
+        self.mux = mux  # an RTP socket that also receives RTCP (RFC 5761)
+        self.out_latch = self.rtcp_out_latch = _NO_TARGET
+        self.rtp_filter: RtpFilter | None = None
         self.packets = 0
         self.octets = 0
         self.dropped_no_target = 0
+        self.dropped_malformed = 0
         self.last_rx: float | None = None
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
@@ -98,30 +180,13 @@ class _Forward(asyncio.DatagramProtocol):
         if target is None:
             self.dropped_no_target += 1
             return
-        self.out.sendto(data, target)
+        self.out.sendto(data, target)  # the tail of _send, inlined on the fast path
         self.packets += 1
         self.octets += len(data)
 
-
-class _DemuxForward(_Forward):
-    """The RTP socket of a muxed leg toward an unmuxed one: RTCP goes to the RTCP socket."""
-
-    __slots__ = ("rtcp_out", "rtcp_out_latch")
-
-    rtcp_out: asyncio.DatagramTransport
-
-    def __init__(self, latch: Latch, clock: Callable[[], float]) -> None:
-        super().__init__(latch, clock)
-        self.rtcp_out_latch = _NO_TARGET
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        if not self.latch.accept(addr):
-            return
-        self.last_rx = self.clock()
-        if is_rtcp(data):  # RFC 5761 §4
-            out, target = self.rtcp_out, self.rtcp_out_latch.target
-        else:
-            out, target = self.out, self.out_latch.target
+    def _send(
+        self, data: bytes | bytearray, out: asyncio.DatagramTransport, target: Address | None
+    ) -> None:
         if target is None:
             self.dropped_no_target += 1
             return
@@ -130,24 +195,91 @@ class _DemuxForward(_Forward):
         self.octets += len(data)
 
 
+class _RtcpForward(_Forward):
+    """An RTCP socket: relay, then keep the far end's latest report block."""
+
+    __slots__ = ()
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if not self.latch.accept(addr):
+            return
+        self.last_rx = self.clock()
+        self._send(data, self.out, self.out_latch.target)
+        self.reports.feed(data)
+
+
+class _Inspect(_Forward):
+    """An RTP socket that looks at each packet: RTCP on a muxed port goes to the other leg's
+    RTCP destination (RFC 5761 §4) and into the reports; RTP goes through the leg's filter."""
+
+    __slots__ = ()
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if not self.latch.accept(addr):
+            return
+        self.last_rx = self.clock()
+        if self.mux and is_rtcp(data):  # RFC 5761 §4
+            self._send(data, self.rtcp_out, self.rtcp_out_latch.target)
+            self.reports.feed(data)
+            return
+        rtp_filter = self.rtp_filter
+        if rtp_filter is None:
+            self._send(data, self.out, self.out_latch.target)
+            return
+        try:
+            relayed = rtp_filter(data)
+        except RtpError:
+            self.dropped_malformed += 1
+            return
+        if relayed is not None:  # None: consumed (DTMF toward a side that gets SIP INFO)
+            self._send(relayed, self.out, self.out_latch.target)
+
+
 class _Leg:
-    __slots__ = ("mux", "port", "rtcp", "rtcp_transport", "rtp", "rtp_transport")
+    __slots__ = (
+        "clock_rate",
+        "filter",
+        "port",
+        "reports",
+        "rtcp",
+        "rtcp_transport",
+        "rtp",
+        "rtp_transport",
+    )
 
     def __init__(
         self,
         port: int,
-        mux: bool,
         rtp: _Forward,
         rtp_transport: asyncio.DatagramTransport,
         rtcp: _Forward,
         rtcp_transport: asyncio.DatagramTransport,
     ) -> None:
         self.port = port
-        self.mux = mux
         self.rtp = rtp
         self.rtp_transport = rtp_transport
         self.rtcp = rtcp
         self.rtcp_transport = rtcp_transport
+        self.reports = rtp.reports
+        self.filter = RtpFilter()
+        self.clock_rate = DEFAULT_CLOCK_RATE
+        self.retune()
+
+    def retune(self) -> None:
+        """Give the RTP socket the cheapest behaviour that does what the leg needs now."""
+        rtp = self.rtp
+        rtp.rtp_filter = self.filter if self.filter.active else None
+        rtp.__class__ = _Inspect if rtp.mux or rtp.rtp_filter is not None else _Forward
+
+    def report(self) -> ReceptionReport | None:
+        block = self.reports.latest
+        if block is None:
+            return None
+        return ReceptionReport(
+            cumulative_lost=block.cumulative_lost,
+            fraction_lost=block.fraction_lost / 256,  # 8-bit fixed point (RFC 3550 §6.4.1)
+            jitter_ms=block.jitter * 1000 / self.clock_rate,
+        )
 
     def set_expected(self, addr: Address) -> None:
         self.rtp.latch.set_expected(addr)
@@ -184,15 +316,12 @@ def _wire(src: _Leg, dst: _Leg) -> None:
     """Route what ``src`` receives out of ``dst``'s sockets."""
     src.rtp.out = dst.rtp_transport
     src.rtp.out_latch = dst.rtp.latch
-    if isinstance(src.rtp, _DemuxForward):
-        src.rtp.rtcp_out = dst.rtcp_transport
-        src.rtp.rtcp_out_latch = dst.rtcp.latch
-    if dst.mux:  # RFC 5761 §5.1.3: RTCP toward a muxed leg goes on its RTP port
-        src.rtcp.out = dst.rtp_transport
-        src.rtcp.out_latch = dst.rtp.latch
+    if dst.rtp.mux:  # RFC 5761 §5.1.3: RTCP toward a muxed leg goes on its RTP port
+        rtcp_out, rtcp_latch = dst.rtp_transport, dst.rtp.latch
     else:
-        src.rtcp.out = dst.rtcp_transport
-        src.rtcp.out_latch = dst.rtcp.latch
+        rtcp_out, rtcp_latch = dst.rtcp_transport, dst.rtcp.latch
+    src.rtcp.out, src.rtcp.out_latch = rtcp_out, rtcp_latch
+    src.rtp.rtcp_out, src.rtp.rtcp_out_latch = rtcp_out, rtcp_latch  # used when src is muxed
 
 
 def _bind_errno(exc: OSError) -> int | None:
@@ -215,7 +344,6 @@ async def _bind_leg(
     pool: PortPool,
     host: str,
     mux: bool,
-    demux: bool,
     expected: Address | None,
 ) -> _Leg:
     clock = loop.time
@@ -224,8 +352,9 @@ async def _bind_leg(
         port = pool.allocate()
         if port is None:
             raise RelayPortError(errno.EADDRINUSE, "no free RTP/RTCP port pair in the pool")
-        rtp: _Forward = (_DemuxForward if demux else _Forward)(Latch(), clock)
-        rtcp = _Forward(Latch(), clock)
+        reports = _Reports()
+        rtp = _Forward(Latch(), clock, reports, mux)  # _Leg.retune picks its class
+        rtcp = _RtcpForward(Latch(), clock, reports, False)
         opened: list[asyncio.DatagramTransport] = []
         try:
             opened.append(await _endpoint(loop, rtp, (host, port)))
@@ -246,7 +375,7 @@ async def _bind_leg(
                 transport.close()
             pool.release(port)
             raise
-        leg = _Leg(port, mux, rtp, opened[0], rtcp, opened[1])
+        leg = _Leg(port, rtp, opened[0], rtcp, opened[1])
         if expected is not None:
             leg.set_expected(expected)
         return leg
@@ -256,11 +385,12 @@ async def _bind_leg(
 
 
 class RelaySession:
-    """Two legs of a call relaying RTP and RTCP to each other unchanged."""
+    """Two legs of a call relaying RTP and RTCP to each other (unchanged unless told)."""
 
-    __slots__ = ("_a", "_b", "_closed", "_pool")
+    __slots__ = ("_a", "_b", "_closed", "_loop", "_pool")
 
-    def __init__(self, pool: PortPool, a: _Leg, b: _Leg) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: PortPool, a: _Leg, b: _Leg) -> None:
+        self._loop = loop
         self._pool = pool
         self._a = a
         self._b = b
@@ -282,16 +412,16 @@ class RelaySession:
         SDP addresses of each far end (RTP; RTCP is assumed one port up unless muxed)."""
         expected_a = _checked(expected_a)
         expected_b = _checked(expected_b)
-        a = await _bind_leg(loop, pool, host, mux_a, mux_a and not mux_b, expected_a)
+        a = await _bind_leg(loop, pool, host, mux_a, expected_a)
         try:
-            b = await _bind_leg(loop, pool, host, mux_b, mux_b and not mux_a, expected_b)
+            b = await _bind_leg(loop, pool, host, mux_b, expected_b)
         except BaseException:
             a.close()
             pool.release(a.port)
             raise
         _wire(a, b)
         _wire(b, a)
-        return cls(pool, a, b)
+        return cls(loop, pool, a, b)
 
     @property
     def ports_a(self) -> tuple[int, int]:
@@ -321,6 +451,46 @@ class RelaySession:
         side.rtp.latch.relatch()
         side.rtcp.latch.relatch()
 
+    def set_payload_map(self, leg: LegName, mapping: Mapping[int, tuple[int, str | None]]) -> None:
+        """Rewrite RTP received on ``leg``: PT ``pt`` leaves as ``mapping[pt][0]``, its payload
+        converted by ``mapping[pt][1]`` (None, ``"ulaw_to_alaw"`` or ``"alaw_to_ulaw"``).
+
+        Other PTs pass unchanged; malformed RTP on such a leg is dropped and counted. An empty
+        mapping ends it. ``ValueError`` for a PT outside 0-127 or an unknown converter.
+        """
+        side = self._leg(leg)
+        side.filter.set_payload_map(mapping)
+        side.retune()
+
+    def set_dtmf(
+        self,
+        leg: LegName,
+        payload_type: int | None,
+        callback: Callable[[str, int], None] | None,
+        *,
+        forward: bool,
+    ) -> None:
+        """Detect RFC 4733 telephone-events of ``payload_type`` received on ``leg``.
+
+        ``callback(digit, duration_ms)`` runs once per key press, soon after its end packet
+        (``loop.call_soon``: an exception there is the loop's to log, and never stops the
+        media). The event packets go on to the other leg (through the payload map) only if
+        ``forward``. ``payload_type`` None switches detection off.
+        """
+        side = self._leg(leg)
+        on_digit = None if callback is None else _from_loop(self._loop, callback)
+        side.filter.set_dtmf(payload_type, on_digit, forward=forward, clock_rate=side.clock_rate)
+        side.retune()
+
+    def set_clock_rate(self, leg: LegName, rate: int) -> None:
+        """The RTP clock rate negotiated on ``leg`` (default 8000): the unit of the jitter its
+        far end reports and of the durations of the telephone-events it sends."""
+        if rate <= 0:
+            raise ValueError(f"clock rate must be positive, not {rate}")
+        side = self._leg(leg)
+        side.clock_rate = rate
+        side.filter.detector.clock_rate = rate
+
     def stats(self) -> RelayStats:
         return RelayStats(
             a_to_b=_direction(self._a),
@@ -329,6 +499,8 @@ class RelaySession:
             source_b=self._b.rtp.latch.latched,
             last_rx_a=self._a.last_rx(),
             last_rx_b=self._b.last_rx(),
+            report_a=self._a.report(),
+            report_b=self._b.report(),
         )
 
     def close(self) -> None:
@@ -341,6 +513,17 @@ class RelaySession:
             self._pool.release(leg.port)
 
 
+def _from_loop(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[str, int], None]
+) -> Callable[[str, int], None]:
+    """``callback`` run by the loop soon, outside the packet path that detected the digit."""
+
+    def on_digit(digit: str, duration_ms: int) -> None:
+        loop.call_soon(callback, digit, duration_ms)
+
+    return on_digit
+
+
 def _direction(src: _Leg) -> DirectionStats:
     rtp, rtcp = src.rtp, src.rtcp
     return DirectionStats(
@@ -348,4 +531,5 @@ def _direction(src: _Leg) -> DirectionStats:
         octets=rtp.octets + rtcp.octets,
         dropped_unlatched=rtp.latch.dropped + rtcp.latch.dropped,
         dropped_no_target=rtp.dropped_no_target + rtcp.dropped_no_target,
+        dropped_malformed=rtp.dropped_malformed,
     )

@@ -21,7 +21,8 @@ def authorization(
 ) -> str:
     """The Authorization value answering ``challenge``'s ``algorithm`` offer with qop=auth
     (by default the first, preferred offer, as a UA that supports both would)."""
-    offers = challenge.headers.get_all("WWW-Authenticate")
+    header = "Proxy-Authenticate" if challenge.status == 407 else "WWW-Authenticate"
+    offers = challenge.headers.get_all(header)
     value = next(v for v in offers if algorithm is None or f"algorithm={algorithm}" in v)
     params = dict(re.findall(r'(\w+)="?([^",]+)"?', value))
     algorithm = params["algorithm"]

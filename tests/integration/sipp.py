@@ -8,8 +8,15 @@
                       extra_args=["-auth_uri", "voxedge.test"])
     assert result.exit_code == 0 and result.successful == 1000
 
-SIPp runs in the foreground with ``-nostdin``, bound to 127.0.0.1 on a free port, all its files
-in a fresh directory. The counts come from its own statistics file (``-trace_stat``, last row),
+SIPp runs in the foreground with ``-nostdin``, bound to 127.0.0.1 on a free port (its control
+socket too), all its files in a fresh directory. ``start_sipp`` takes the same arguments and
+returns at once, for a callee (UAS) that must listen while a caller runs:
+
+    callee = start_sipp(Path("benchmarks/sipp/call_uas_echo.xml"), None, calls=1, rate=1,
+                        timeout=20, extra_args=["-mp", str(free_media_port()), "-rtp_echo"])
+    caller = run_sipp(Path("benchmarks/sipp/call_uac.xml"), f"127.0.0.1:{callee.local_port}", …)
+    assert caller.all_ok and callee.wait().all_ok
+ The counts come from its own statistics file (``-trace_stat``, last row),
 the exit code from the process, per-call times from its short message log (``-trace_shortmsg``,
 microsecond timestamps). Its ``-trace_rtt`` and response-time counters are not used: SIPp 3.6
 reads a coarse clock, so they come in 4 ms steps. SIPp stops itself at ``timeout`` (``-timeout
@@ -25,6 +32,13 @@ SIPp 3.6 facts worth knowing (found by testing this build):
 - With ``-t tn`` (a TCP connection per call) ``[local_port]`` is that connection's port, so
   every call has its own Contact, and a call's first message (sent as the connection opens)
   is missing from the message logs: its time then starts at the second request.
+- Its control socket (``-cp``, UDP 8888 upward) listens on every address unless ``-ci`` names
+  one; it always binds RTP sockets on ``-mp`` and ``-mp`` + 2 (default 6000, moving up past
+  ports in use), also for scenarios without media.
+- ``play_pcap_audio`` sends from a raw socket (root or CAP_NET_RAW), from ``-mp`` to the last
+  SDP received; its path is relative to the scenario file. ``-rtp_echo`` sends whatever
+  arrives on ``-mp`` back to its source (SIPp 3.6 has no per-call echo action).
+- SIGTERM ends it at once with exit code 0, calls in progress or not.
 """
 
 from __future__ import annotations
@@ -132,9 +146,47 @@ def free_port(host: str = LOCAL_IP, attempts: int = 50) -> int:
     raise RuntimeError(f"no port free for both UDP and TCP on {host} in {attempts} attempts")
 
 
+def free_media_port(host: str = LOCAL_IP, attempts: int = 50) -> int:
+    """An even port with it and the port + 2 free for UDP on ``host`` right now: SIPp's ``-mp``
+    (it binds both, audio and video RTP)."""
+    for _ in range(attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, 0))
+            port: int = probe.getsockname()[1] & ~1
+        if port < 1024 or port + 2 > 65535:
+            continue
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as video,
+            ):
+                rtp.bind((host, port))
+                video.bind((host, port + 2))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError(f"no free even UDP port pair on {host} in {attempts} attempts")
+
+
+def udp_queued_bytes(port: int, host: str = LOCAL_IP) -> int:
+    """Bytes waiting unread in the UDP socket bound to ``host:port`` (0 when none is), from
+    /proc/net/udp; kernel accounting, so per packet somewhat more than its payload.
+
+    SIPp never reads its own ``-mp`` socket, so this shows whether RTP reached a caller, e.g.
+    the echo of its ``play_pcap_audio``, while that SIPp still runs.
+    """
+    local = f"{socket.htonl(int.from_bytes(socket.inet_aton(host), 'big')):08X}:{port:04X}"
+    with open("/proc/net/udp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == local:
+                return int(fields[4].split(":")[1], 16)  # tx_queue:rx_queue
+    return 0
+
+
 def run_sipp(
     scenario: Path,
-    target: str,
+    target: str | None,
     *,
     transport: str = "u1",
     calls: int,
@@ -156,6 +208,46 @@ def run_sipp(
     NAME VALUE``, ``limit`` is ``-l`` (most calls at once). ``local_port`` defaults to a free
     port. ``trace_calls`` keeps the short message log for per-call times (costs SIPp a little CPU
     per message). ``workdir`` defaults to a new temporary directory, which is left in place.
+    ``target`` None suits a callee (UAS scenario), which answers whoever sends to it.
+    """
+    return start_sipp(
+        scenario,
+        target,
+        transport=transport,
+        calls=calls,
+        rate=rate,
+        csv=csv,
+        extra_args=extra_args,
+        timeout=timeout,
+        keys=keys,
+        limit=limit,
+        local_port=local_port,
+        trace_calls=trace_calls,
+        workdir=workdir,
+    ).wait()
+
+
+def start_sipp(
+    scenario: Path,
+    target: str | None,
+    *,
+    transport: str = "u1",
+    calls: int,
+    rate: float,
+    csv: Path | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float,
+    keys: Mapping[str, str] | None = None,
+    limit: int | None = None,
+    local_port: int | None = None,
+    trace_calls: bool = True,
+    workdir: Path | None = None,
+) -> SippProcess:
+    """Start SIPp as ``run_sipp`` does and return at once; the arguments are ``run_sipp``'s.
+
+    ``wait()`` on the returned process collects its ``SippResult`` (killing it by PID should it
+    overrun ``timeout`` by ``KILL_GRACE``), ``stop()`` ends it first. Its ``local_port`` is
+    known at once, e.g. as the target of a caller.
     """
     binary = sipp_path()
     if binary is None:
@@ -167,11 +259,11 @@ def run_sipp(
     workdir = workdir or Path(tempfile.mkdtemp(prefix="sipp-"))
     workdir.mkdir(parents=True, exist_ok=True)
     port = local_port or free_port()
-    args = [
-        binary, target,
+    args = [binary] + ([target] if target else []) + [
         "-sf", str(scenario.resolve()),
         "-t", transport,
         "-i", LOCAL_IP,
+        "-ci", LOCAL_IP,
         "-p", str(port),
         "-m", str(calls),
         "-r", f"{rate:g}",
@@ -193,58 +285,96 @@ def run_sipp(
     if trace_calls:
         args += ["-trace_shortmsg", "-shortmessage_file", "calls.log"]
     args += list(extra_args)
-
-    exit_code, elapsed, cpu, killed = _run_bounded(args, workdir, timeout + KILL_GRACE)
-    stats = _last_stat_row(workdir / "stat.csv")
-    times, statuses, span = _call_times(workdir / "calls.log") if trace_calls else ([], {}, 0.0)
-    return SippResult(
-        exit_code=exit_code,
-        successful=stats.get("SuccessfulCall", 0),
-        failed=stats.get("FailedCall", 0),
-        created=stats.get("OutgoingCall", 0),
-        retransmissions=stats.get("Retransmissions", 0),
-        failure_reasons={
-            k: v for k, v in stats.items() if k.startswith("Failed") and k != "FailedCall" and v
-        },
-        timed_out=killed or (exit_code == EXIT_FATAL and _said_timed_out(workdir)),
-        elapsed=elapsed,
-        cpu_seconds=cpu,
-        call_times_ms=times,
-        final_statuses=statuses,
-        span=span,
-        local_port=port,
-        workdir=workdir,
-    )
+    return SippProcess(args, workdir, port, timeout + KILL_GRACE, trace_calls)
 
 
-def _run_bounded(args: list[str], cwd: Path, deadline: float) -> tuple[int, float, float, bool]:
-    """Run ``args`` in ``cwd``; kill it by PID after ``deadline`` seconds.
+class SippProcess:
+    """A SIPp that ``start_sipp`` started, owned by PID; ``wait()`` or ``stop()`` reaps it."""
 
-    Returns (exit code, wall seconds, CPU seconds, killed). The exit code is SIPp's 0..255, or
-    minus the signal that ended it.
-    """
-    start = time.monotonic()
-    with (cwd / "stdout.log").open("wb") as out:
-        proc = subprocess.Popen(
-            args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-        )
-    killed = False
-    status = 0
-    usage: resource.struct_rusage | None = None
-    while True:  # bounded by ``deadline``: after it, one SIGKILL and a blocking reap
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid == proc.pid:
-            break
-        if time.monotonic() - start > deadline:
-            os.kill(proc.pid, signal.SIGKILL)
-            killed = True
-            _, status, usage = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.02)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    elapsed = time.monotonic() - start
-    cpu = usage.ru_utime + usage.ru_stime if usage else 0.0
-    return proc.returncode, elapsed, cpu, killed
+    def __init__(
+        self, args: list[str], workdir: Path, local_port: int, deadline: float, trace_calls: bool
+    ) -> None:
+        self.workdir = workdir
+        self.local_port = local_port
+        self._deadline = deadline
+        self._trace_calls = trace_calls
+        self._result: SippResult | None = None
+        self._start = time.monotonic()
+        with (workdir / "stdout.log").open("wb") as out:
+            self._proc = subprocess.Popen(
+                args, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def running(self) -> bool:
+        """Not yet exited (a process that exited but is not reaped yet counts as exited)."""
+        if self._result is not None:
+            return False
+        # WNOWAIT: look without reaping, so the PID stays ours until wait() reaps it.
+        info = os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        return info is None
+
+    def stop(self) -> SippResult:
+        """End it now with SIGTERM (SIPp 3.6 exits at once, code 0), then ``wait()``."""
+        if self._result is None and self.running():
+            os.kill(self._proc.pid, signal.SIGTERM)  # not reaped yet: the PID is still ours
+        return self.wait()
+
+    def wait(self) -> SippResult:
+        """Wait for SIPp to exit (SIGKILL by PID past the deadline) and read its files."""
+        if self._result is None:
+            exit_code, elapsed, cpu, killed = self._reap()
+            workdir = self.workdir
+            stats = _last_stat_row(workdir / "stat.csv")
+            times, statuses, span = (
+                _call_times(workdir / "calls.log") if self._trace_calls else ([], {}, 0.0)
+            )
+            self._result = SippResult(
+                exit_code=exit_code,
+                successful=stats.get("SuccessfulCall", 0),
+                failed=stats.get("FailedCall", 0),
+                created=stats.get("OutgoingCall", 0),
+                retransmissions=stats.get("Retransmissions", 0),
+                failure_reasons={
+                    k: v
+                    for k, v in stats.items()
+                    if k.startswith("Failed") and k != "FailedCall" and v
+                },
+                timed_out=killed or (exit_code == EXIT_FATAL and _said_timed_out(workdir)),
+                elapsed=elapsed,
+                cpu_seconds=cpu,
+                call_times_ms=times,
+                final_statuses=statuses,
+                span=span,
+                local_port=self.local_port,
+                workdir=workdir,
+            )
+        return self._result
+
+    def _reap(self) -> tuple[int, float, float, bool]:
+        """(exit code, wall seconds, CPU seconds, killed). The exit code is SIPp's 0..255, or
+        minus the signal that ended it."""
+        proc = self._proc
+        killed = False
+        status = 0
+        usage: resource.struct_rusage | None = None
+        while True:  # bounded by the deadline: after it, one SIGKILL and a blocking reap
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid == proc.pid:
+                break
+            if time.monotonic() - self._start > self._deadline:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed = True
+                _, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        elapsed = time.monotonic() - self._start
+        cpu = usage.ru_utime + usage.ru_stime if usage else 0.0
+        return proc.returncode, elapsed, cpu, killed
 
 
 def _said_timed_out(workdir: Path) -> bool:

@@ -19,11 +19,12 @@ from typing import Any, cast
 import pytest
 import uvloop
 
+from media.g711 import ALAW_TO_ULAW_BYTES, ULAW_TO_ALAW_BYTES
 from media.latch import Address
 from media.ports import PortPool
-from media.relay import RelayPortError, RelaySession
-from media.rtcp import ReceiverReport, sdes_cname
-from media.rtp import RtpPacket
+from media.relay import ReceptionReport, RelayPortError, RelaySession
+from media.rtcp import ReceiverReport, ReportBlock, SenderReport, sdes_cname
+from media.rtp import RtpPacket, build_dtmf_event, parse_rtp
 
 pytestmark = pytest.mark.integration
 
@@ -367,5 +368,271 @@ def test_an_expected_address_that_is_not_unicast_is_refused(run: Run) -> None:
                 relay.set_expected("b", ("239.1.1.1", 5004))
         finally:
             relay.close()
+
+    run(scenario())
+
+
+# -- payload map: PCMU <-> PCMA (RFC 3551 §4.5.14) ------------------------------------------
+
+
+def g711(pt: int, seq: int, ssrc: int = 0x1234) -> bytes:
+    """A 20 ms G.711 frame whose 160 payload octets run through most code values."""
+    payload = bytes((seq + i) & 0xFF for i in range(160))
+    return RtpPacket(pt, seq, seq * 160, ssrc, payload, marker=seq == 0).to_bytes()
+
+
+def transcoded(data: bytes, pt: int, table: bytes) -> bytes:
+    packet = parse_rtp(data)
+    packet.payload_type, packet.payload = pt, packet.payload.translate(table)
+    return packet.to_bytes()
+
+
+@pytest.mark.parametrize("mux", [False, True], ids=["unmuxed", "muxed"])
+def test_pcmu_on_leg_a_arrives_as_pcma_on_leg_b_and_back(run: Run, mux: bool) -> None:
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = make_pool()
+            a, b = await phone(stack), await phone(stack)
+            relay = await session(stack, pool, expected_b=b.addr, mux_a=mux, mux_b=mux)
+            relay.set_payload_map("a", {0: (8, "ulaw_to_alaw")})
+            relay.set_payload_map("b", {8: (0, "alaw_to_ulaw")})
+            sent = [g711(0, seq) for seq in range(20)]
+            for packet in sent:
+                a.send(packet, relay.ports_a[0])
+            got = [(await b.recv())[0] for _ in sent]
+            assert got == [transcoded(p, 8, ULAW_TO_ALAW_BYTES) for p in sent]
+            assert parse_rtp(got[0]).marker and parse_rtp(got[0]).payload_type == 8
+
+            back = [g711(8, seq, ssrc=0x9999) for seq in range(20)]
+            for packet in back:
+                b.send(packet, relay.ports_b[0])
+            got = [(await a.recv())[0] for _ in back]
+            assert got == [transcoded(p, 0, ALAW_TO_ULAW_BYTES) for p in back]
+            if mux:  # RTCP on a muxed port is never transcoded (nor taken for RTP)
+                a.send(rtcp(1), relay.ports_a[0])
+                assert (await b.recv())[0] == rtcp(1)
+            # Other payload types pass unchanged.
+            a.send(g711(18, 99), relay.ports_a[0])
+            assert (await b.recv())[0] == g711(18, 99)
+
+    run(scenario())
+
+
+def test_an_empty_payload_map_puts_the_leg_back_on_the_fast_path(run: Run) -> None:
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = make_pool()
+            a, b = await phone(stack), await phone(stack)
+            relay = await session(stack, pool, expected_b=b.addr)
+            fast_path = type(relay._a.rtp)  # the protocol class of an untouched RTP socket
+            relay.set_payload_map("a", {0: (8, "ulaw_to_alaw")})
+            assert type(relay._a.rtp) is not fast_path
+            assert type(relay._b.rtp) is fast_path  # the other leg is untouched
+            a.send(g711(0, 1), relay.ports_a[0])
+            assert (await b.recv())[0] == transcoded(g711(0, 1), 8, ULAW_TO_ALAW_BYTES)
+            relay.set_payload_map("a", {})
+            assert type(relay._a.rtp) is fast_path
+            a.send(g711(0, 2), relay.ports_a[0])
+            assert (await b.recv())[0] == g711(0, 2)
+
+    run(scenario())
+
+
+def test_malformed_rtp_on_a_transcoded_leg_is_dropped_and_counted(run: Run) -> None:
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = make_pool()
+            a, b = await phone(stack), await phone(stack)
+            relay = await session(stack, pool, expected_b=b.addr)
+            relay.set_payload_map("a", {0: (8, "ulaw_to_alaw")})
+            a.send(g711(0, 1), relay.ports_a[0])  # latch A
+            await b.recv()
+            for junk in (
+                b"\x80\x00short",
+                b"\x40" + g711(0, 2)[1:],
+                b"\xa0" + g711(0, 3)[1:-1] + b"\xff",
+            ):
+                a.send(junk, relay.ports_a[0])
+            a.send(g711(0, 4), relay.ports_a[0])
+            assert (await b.recv())[0] == transcoded(g711(0, 4), 8, ULAW_TO_ALAW_BYTES)
+            stats = relay.stats().a_to_b
+            assert (stats.dropped_malformed, stats.packets) == (3, 2)
+
+    run(scenario())
+
+
+# -- DTMF (RFC 4733) --------------------------------------------------------------------------
+
+
+def key_press(event: int, timestamp: int, pt: int = 101) -> list[bytes]:
+    """One key press of 100 ms at 8 kHz: three updates, then the end packet three times
+    (RFC 4733 §2.5.1.4), every packet with the event's start timestamp."""
+    durations = [(160, False), (480, False), (640, False)] + [(800, True)] * 3
+    return [
+        RtpPacket(
+            pt,
+            500 + i,
+            timestamp,
+            0x1234,
+            build_dtmf_event(event, end=end, volume=10, duration=duration),
+            marker=i == 0,
+        ).to_bytes()
+        for i, (duration, end) in enumerate(durations)
+    ]
+
+
+class Digits:
+    """A DTMF callback that queues what it is told."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+
+    def __call__(self, digit: str, duration_ms: int) -> None:
+        self.queue.put_nowait((digit, duration_ms))
+
+    async def next(self) -> tuple[str, int]:
+        return await asyncio.wait_for(self.queue.get(), WAIT)
+
+
+@pytest.mark.parametrize("forward", [False, True], ids=["info-only", "forwarded"])
+def test_dtmf_is_reported_once_per_key_press(run: Run, forward: bool) -> None:
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = make_pool()
+            a, b = await phone(stack), await phone(stack)
+            relay = await session(stack, pool, expected_b=b.addr)
+            digits = Digits()
+            relay.set_dtmf("a", 101, digits, forward=forward)
+            presses = key_press(5, 16000) + key_press(11, 19200)
+            for packet in [rtp(1), *presses, rtp(2)]:
+                a.send(packet, relay.ports_a[0])
+            expected = [rtp(1), *presses, rtp(2)] if forward else [rtp(1), rtp(2)]
+            assert [(await b.recv())[0] for _ in expected] == expected
+            assert [await digits.next(), await digits.next()] == [("5", 100), ("#", 100)]
+            await assert_silent(b, a, relay.ports_a[0])
+            assert digits.queue.empty()  # three end packets, one report each press
+
+            relay.set_dtmf("a", None, None, forward=False)  # off: events pass like any RTP
+            for packet in key_press(1, 22400):
+                a.send(packet, relay.ports_a[0])
+            assert [(await b.recv())[0] for _ in range(6)] == key_press(1, 22400)
+            assert digits.queue.empty()
+
+    run(scenario())
+
+
+def test_dtmf_and_transcoding_on_one_leg(run: Run) -> None:
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = make_pool()
+            a, b = await phone(stack), await phone(stack)
+            relay = await session(stack, pool, expected_b=b.addr)
+            digits = Digits()
+            # A has PCMU + telephone-event/8000 as 101, B has PCMA + telephone-event as 96.
+            relay.set_payload_map("a", {0: (8, "ulaw_to_alaw"), 101: (96, None)})
+            relay.set_dtmf("a", 101, digits, forward=True)
+            presses = key_press(0, 32000)
+            for packet in [g711(0, 1), *presses]:
+                a.send(packet, relay.ports_a[0])
+            assert (await b.recv())[0] == transcoded(g711(0, 1), 8, ULAW_TO_ALAW_BYTES)
+            got = [(await b.recv())[0] for _ in presses]
+            assert got == [transcoded(p, 96, bytes(range(256))) for p in presses]
+            assert await digits.next() == ("0", 100)
+
+    run(scenario())
+
+
+def test_a_failing_dtmf_callback_does_not_stop_the_media(run: Run) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        errors: list[BaseException | None] = []
+        loop.set_exception_handler(lambda _, context: errors.append(context.get("exception")))
+        async with contextlib.AsyncExitStack() as stack:
+            pool = make_pool()
+            a, b = await phone(stack), await phone(stack)
+            relay = await session(stack, pool, expected_b=b.addr)
+
+            def broken(digit: str, duration_ms: int) -> None:
+                raise RuntimeError(f"B2BUA bug on {digit}")
+
+            relay.set_dtmf("a", 101, broken, forward=False)
+            for packet in [*key_press(9, 8000), rtp(1)]:
+                a.send(packet, relay.ports_a[0])
+            assert (await b.recv())[0] == rtp(1)
+            await asyncio.sleep(0)  # the callback's turn on the loop
+            assert [type(e) for e in errors] == [RuntimeError]
+            a.send(rtp(2), relay.ports_a[0])
+            assert (await b.recv())[0] == rtp(2)
+
+    run(scenario())
+
+
+# -- RTCP reception reports (RFC 3550 §6.4) ---------------------------------------------------
+
+
+def report(ssrc: int, lost: int, jitter: int, *, sender: bool = False) -> bytes:
+    """What a phone sends about the stream it receives (SSRC 0x5555 here)."""
+    block = ReportBlock(0x5555, 64, lost, 1000, jitter, 0, 0)
+    first = (
+        SenderReport(ssrc, 0, 0, 10, 1600, (block,)) if sender else ReceiverReport(ssrc, (block,))
+    )
+    return first.to_bytes() + sdes_cname(ssrc, "phone@test").to_bytes()
+
+
+def test_rtcp_reports_from_each_far_end_show_in_the_stats(run: Run) -> None:
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = make_pool()
+            a_rtcp, b_rtcp = await phone(stack), await phone(stack)
+            relay = await session(stack, pool)
+            assert (relay.stats().report_a, relay.stats().report_b) == (None, None)
+            b_rtcp.send(rtcp(2), relay.ports_b[1])  # latch B's RTCP (an RR without blocks)
+            a_rtcp.send(report(1, lost=7, jitter=80), relay.ports_a[1])
+            assert (await b_rtcp.recv())[0] == report(1, lost=7, jitter=80)  # relayed unchanged
+            stats = relay.stats()
+            assert stats.report_a == ReceptionReport(
+                cumulative_lost=7, fraction_lost=0.25, jitter_ms=10.0
+            )
+            assert stats.report_b is None
+
+            b_rtcp.send(report(2, lost=3, jitter=160, sender=True), relay.ports_b[1])
+            await a_rtcp.recv()
+            relay.set_clock_rate("b", 16000)  # B negotiated a 16 kHz codec
+            assert relay.stats().report_b == ReceptionReport(3, 0.25, 10.0)
+
+            a_rtcp.send(report(1, lost=9, jitter=8), relay.ports_a[1])  # the latest one counts
+            await b_rtcp.recv()
+            assert relay.stats().report_a == ReceptionReport(9, 0.25, 1.0)
+            a_rtcp.send(b"\x80\xc9\x00\x07garbage", relay.ports_a[1])  # malformed: relayed, ignored
+            assert (await b_rtcp.recv())[0] == b"\x80\xc9\x00\x07garbage"
+            assert relay.stats().report_a == ReceptionReport(9, 0.25, 1.0)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("mux_b", [False, True], ids=["b-unmuxed", "b-muxed"])
+def test_rtcp_reports_on_a_muxed_leg_show_in_the_stats(run: Run, mux_b: bool) -> None:
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = make_pool()
+            a, b_rtp, b_rtcp = await phone(stack), await phone(stack), await phone(stack)
+            relay = await session(stack, pool, mux_a=True, mux_b=mux_b, expected_b=b_rtp.addr)
+            if not mux_b:  # latch B's RTCP socket to its own phone socket
+                b_rtcp.send(rtcp(2), relay.ports_b[1])
+            sr = report(1, lost=2, jitter=40, sender=True)
+            for packet in (rtp(1), sr, rtp(2)):
+                a.send(packet, relay.ports_a[0])
+            if mux_b:
+                assert [(await b_rtp.recv())[0] for _ in range(3)] == [rtp(1), sr, rtp(2)]
+            else:
+                assert [(await b_rtp.recv())[0] for _ in range(2)] == [rtp(1), rtp(2)]
+                assert (await b_rtcp.recv())[0] == sr
+            assert relay.stats().report_a == ReceptionReport(2, 0.25, 5.0)
+            assert relay.stats().a_to_b.packets == 3
+            rr = report(2, lost=1, jitter=8)
+            b_rtcp_port = relay.ports_b[0] if mux_b else relay.ports_b[1]
+            (b_rtp if mux_b else b_rtcp).send(rr, b_rtcp_port)
+            assert await a.recv() == (rr, (LOCAL, relay.ports_a[0]))
+            assert relay.stats().report_b == ReceptionReport(1, 0.25, 1.0)
 
     run(scenario())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.auth import PhoneAuth
 from edge.config import EdgeConfig, parse_config
 from edge.limits import AuthFailureThrottle
 from edge.location import LocationService
@@ -107,13 +108,13 @@ class Harness:
         self.config: EdgeConfig = parse_config(CONFIG, Path("."))
         self.counts: collections.Counter[str] = collections.Counter()
         self.location = LocationService(max_bindings_per_aor=3)
-        self.registrar = Registrar(
+        reject = lambda reason, flow, detail: self.counts.update([reason])  # noqa: E731
+        auth = PhoneAuth(
             DigestAuthenticator(b"k" * 32, "voxedge.test", nonce_ttl=300),
-            self.location,
             AuthFailureThrottle(self.config.edge.auth_failures, self.config.edge.auth_cooldown),
-            lambda reason, flow, detail: self.counts.update([reason]),
-            lambda: WALL,
+            reject,
         )
+        self.registrar = Registrar(auth, self.location, reject, lambda: WALL)
         self.now = 1000.0
 
     def send(self, request: Request, flow: Flow = FLOW) -> Response:

@@ -1,0 +1,1083 @@
+"""The B2BUA call model, pure: every call is two dialogs joined by the edge.
+
+Leg ``a`` faces the caller (the edge is its UAS), leg ``b`` the callee (the edge is its UAC).
+Nothing of one side reaches the other but what a call needs (topology hiding): the callee's
+INVITE is a new request with its own Call-ID, tags, Via and Contact; in-dialog requests are
+rebuilt from the other dialog (RFC 3261 §12.2.1.1); SDP is rewritten to the edge's relay with
+the edge's own ``o=`` line per leg (RFC 3264 §8: the version grows only when the SDP changes).
+
+Like the registrar this is sans-I/O: the glue hands in requests, responses, transaction
+failures and timer ticks with ``now`` and gets back transaction events (``Send`` …) and call
+actions: ``OpenMedia`` (bind a relay, then call ``media_ready``), ``MediaTarget`` (a leg's far
+end moved: set it, re-latch) and ``CallEnded`` (close the relay, write the call record).
+
+Flows: requests to a callee go over the flow its REGISTER came on (RFC 5626 §5.3, NAT
+pinholes and connection reuse), requests to a caller over the flow its INVITE came on; the
+edge never resolves or sends to a host a Contact names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Literal
+from urllib.parse import unquote
+
+from edge.auth import PhoneAuth, Reject
+from edge.cdr import EndCause, HungUpBy
+from edge.config import EdgeConfig
+from edge.location import LocationService
+from edge.responses import ALLOW, finish, new_tag
+from media.offer_answer import addrtype_of, codec_map, is_unspecified, rewrite_for_relay
+from media.sdp import (
+    Origin,
+    SdpError,
+    SessionDescription,
+    connection_for,
+    effective_direction,
+    parse_sdp,
+)
+from sip.dialog import Dialog, DialogError, DialogId, build_cancel, dialog_id_for_request
+from sip.flow import Flow
+from sip.message import Request, Response, response_to
+from sip.transaction import (
+    ClientTransaction,
+    Event,
+    Send,
+    ServerTransaction,
+    TransactionLayer,
+    TransactionTableFull,
+    new_branch,
+)
+from sip.uri import SipUri
+from sip.validate import RequestInfo
+
+log = logging.getLogger("voxedge.calls")
+
+LegName = Literal["a", "b"]
+SDP = "application/sdp"
+# Headers an in-dialog request or its response carries across (the rest is per dialog).
+_RELAYED_HEADERS = ("Event", "Info-Package", "Accept", "Subject", "Allow-Events")
+
+
+class CallState(Enum):
+    SETUP = "setup"  # INVITE received, no 2xx yet
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+# ---------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class OpenMedia:
+    """Bind a relay for ``call``; then ``B2BUA.media_ready`` (or ``media_failed``)."""
+
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class MediaTarget:
+    """A leg's far end is now ``address`` (from its SDP; None: on hold at c=0.0.0.0)."""
+
+    call: Call
+    leg: LegName
+    address: tuple[str, int] | None
+    relatch: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The call is over: close its relay, write its record."""
+
+    call: Call
+
+
+Action = Event | OpenMedia | MediaTarget | CallEnded
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+class Leg:
+    """One side of a call: its dialog, its flow and the SDP the edge last sent it."""
+
+    __slots__ = (
+        "dialog",
+        "flow",
+        "media_address",
+        "name",
+        "offering",
+        "role",
+        "sdp_id",
+        "sdp_sent",
+        "sdp_version",
+        "unacked",
+        "uri",
+    )
+
+    def __init__(self, name: LegName, flow: Flow, uri: str) -> None:
+        self.name: LegName = name
+        self.role: HungUpBy = "caller" if name == "a" else "callee"
+        self.flow = flow
+        self.uri = uri  # the user's AOR, for the record
+        self.dialog: Dialog | None = None
+        self.sdp_id = secrets.randbelow(2**62)
+        self.sdp_version = 1
+        self.sdp_sent: bytes | None = None
+        self.media_address: tuple[str, int] | None = None  # from the leg's own SDP
+        self.offering = False  # an INVITE/UPDATE with an offer is pending on this leg (§14.2)
+        self.unacked: _Unacked | None = None  # a 2xx we sent this leg and retransmit (§13.3.1.4)
+
+
+class Branch:
+    """One fork of the callee INVITE, to one registered contact."""
+
+    __slots__ = (
+        "ack",
+        "ack_deferred",
+        "cancel",
+        "done",
+        "flow",
+        "provisional",
+        "request",
+        "status",
+    )
+
+    def __init__(self, request: Request, flow: Flow) -> None:
+        self.request = request
+        self.flow = flow
+        self.provisional = False  # a 1xx came: it may be CANCELled now (§9.1)
+        self.cancel = False  # cancel as soon as a 1xx allows it
+        self.done = False
+        self.status = 0  # its final response
+        self.ack: bytes = b""  # the ACK for its 2xx, re-sent when the 2xx is
+        self.ack_deferred = False  # delayed offer: ACK waits for the caller's answer
+
+
+class Call:
+    __slots__ = (
+        "a",
+        "a_tag",
+        "answered",
+        "b",
+        "branches",
+        "codec",
+        "end_cause",
+        "ended",
+        "held",
+        "hung_up_by",
+        "id",
+        "invite",
+        "invite_txn",
+        "media_ports",
+        "media_since",
+        "offer",
+        "sip_code",
+        "started",
+        "state",
+        "stream",
+        "timers",
+        "winner",
+    )
+
+    def __init__(
+        self, invite: Request, txn: ServerTransaction, a: Leg, b: Leg, started: float
+    ) -> None:
+        self.id = secrets.token_hex(8)
+        self.invite = invite
+        self.invite_txn = txn
+        self.a = a
+        self.b = b
+        self.state = CallState.SETUP
+        self.branches: dict[ClientTransaction, Branch] = {}
+        self.winner: Branch | None = None
+        self.offer: SessionDescription | None = None  # the caller's initial offer
+        self.stream = 0  # index of the relayed m= line
+        self.media_ports: dict[LegName, int] = {}  # relay RTP port per leg, set by the glue
+        self.held = False
+        self.codec: str | None = None
+        self.started = started  # wall clock
+        self.answered: float | None = None  # wall clock
+        self.media_since: float | None = None  # monotonic: answer or last offer (media timeout)
+        self.ended: float | None = None
+        self.end_cause: EndCause = "normal"
+        self.sip_code = 0
+        self.hung_up_by: HungUpBy | None = None
+        self.timers: list[_Timer] = []
+        self.a_tag = new_tag()  # the caller's dialog: one To tag whatever the forks do
+
+    def other(self, leg: Leg) -> Leg:
+        return self.b if leg is self.a else self.a
+
+    def leg(self, name: LegName) -> Leg:
+        return self.a if name == "a" else self.b
+
+    def __repr__(self) -> str:
+        return f"<Call {self.id} {self.state.value}>"
+
+
+@dataclass(slots=True)
+class _Unacked:
+    txn: ServerTransaction
+    response: Response
+    cseq: int
+    interval: float
+    given_up_at: float
+    timer: _Timer | None = None
+
+
+@dataclass(slots=True)
+class _Relayed:
+    """An in-dialog request carried from leg ``src`` to leg ``dst``."""
+
+    call: Call
+    src: Leg
+    dst: Leg
+    txn: ServerTransaction
+    request: Request
+
+
+@dataclass(slots=True)
+class _Forked:
+    call: Call
+    branch: Branch
+
+
+class _Timer:
+    __slots__ = ("cancelled", "fire")
+
+    def __init__(self, fire: Callable[[float, list[Action]], None]) -> None:
+        self.fire = fire
+        self.cancelled = False
+
+
+class _Ignore:
+    """Context of a request whose answer does not matter (BYE, CANCEL of a fork)."""
+
+
+_IGNORE = _Ignore()
+
+
+# ---------------------------------------------------------------------------- the engine
+
+
+class B2BUA:
+    def __init__(
+        self,
+        transactions: TransactionLayer,
+        auth: PhoneAuth,
+        location: LocationService,
+        config: Callable[[], EdgeConfig],
+        reject: Reject,
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self._tl = transactions
+        self.auth = auth
+        self._location = location
+        self._config = config
+        self._reject = reject
+        self._wall = wall_clock
+        self.calls: dict[str, Call] = {}
+        self._dialogs: dict[DialogId, tuple[Call, Leg]] = {}
+        self._heap: list[tuple[float, int, _Timer]] = []
+        self._seq = itertools.count()
+
+    # ------------------------------------------------------------------ timers
+
+    def _at(
+        self, call: Call, deadline: float, fire: Callable[[float, list[Action]], None]
+    ) -> _Timer:
+        timer = _Timer(fire)
+        call.timers.append(timer)
+        heapq.heappush(self._heap, (deadline, next(self._seq), timer))
+        return timer
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def handle_timer(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, timer = heapq.heappop(heap)
+            if not timer.cancelled:
+                timer.cancelled = True
+                timer.fire(now, out)
+        return out
+
+    # ------------------------------------------------------------------ new calls
+
+    def handle_invite(
+        self, txn: ServerTransaction, request: Request, info: RequestInfo, now: float
+    ) -> list[Action]:
+        """A new INVITE from a phone: authenticate (407), find the callee, open media."""
+        out: list[Action] = []
+        config = self._config()
+        flow = txn.flow
+        from_uri = info.from_.parsed_uri()
+        claimed = unquote(from_uri.user or "") if isinstance(from_uri, SipUri) else ""
+        user = self.auth.authenticate(request, flow, config, now, claimed=claimed, proxy=True)
+        if isinstance(user, Response):
+            self._respond(txn, user, now, out)
+            return out
+        target = info.uri
+        extension = unquote(target.user) if isinstance(target, SipUri) and target.user else ""
+        callee = config.phone_by_extension(extension)
+        domain = config.edge.domain
+        if callee is None:
+            self._reject("NO_ROUTE", flow, f"INVITE {request.uri}")
+            return self._refuse(txn, request, 404, "No such extension", now)
+        aor = f"sip:{callee.extension}@{domain}"
+        if not self._location.lookup(aor, now):
+            self._reject("NOT_REGISTERED", flow, aor)
+            return self._refuse(txn, request, 480, "Not registered", now)
+        if info.max_forwards == 0:
+            return self._refuse(txn, request, 483, None, now)  # RFC 3261 §16.3 item 2
+        offer: SessionDescription | None = None
+        stream = 0
+        if request.body:
+            try:
+                offer = _sdp_of(request)
+            except _BadBody as exc:
+                self._reject("BAD_REQUEST", flow, exc.reason)
+                response = response_to(request, exc.status, exc.reason)
+                if exc.status == 415:
+                    response.headers.add("Accept", SDP)  # RFC 3261 §21.4.13
+                self._respond(txn, response, now, out)
+                return out
+            found = _audio_stream(offer)
+            if found is None:
+                self._reject("BAD_REQUEST", flow, "no audio stream")
+                return self._refuse(txn, request, 488, "No audio stream offered", now)
+            stream = found
+        a = Leg("a", flow, f"sip:{user}@{domain}")
+        b = Leg("b", flow, aor)
+        call = Call(request, txn, a, b, self._wall())
+        call.offer = offer
+        call.stream = stream
+        txn.context = call
+        self.calls[call.id] = call
+        deadline = now + config.edge.no_answer_timeout
+        self._at(call, deadline, lambda t, o: self._no_answer(call, t, o))
+        out.append(OpenMedia(call))
+        return out
+
+    def media_ready(self, call: Call, now: float) -> list[Action]:
+        """The relay is bound (``call.media_ports`` set): fork the INVITE to the callee."""
+        out: list[Action] = []
+        if call.state is not CallState.SETUP:
+            return out  # cancelled while the relay was being bound
+        config = self._config()
+        body = b""
+        if call.offer is not None:
+            body = self._sdp_toward(call, call.b, call.offer)
+            self._learn_media(call, call.a, call.offer, False, out)
+        bindings = self._location.lookup(call.b.uri, now)
+        if not bindings:
+            return self._fail(call, 480, "Not registered", "failed", now, out)
+        identity = call.a.uri
+        display = call.invite.headers.get("From") or ""
+        name = display.split("<")[0].strip() if "<" in display else ""
+        max_forwards = (self._max_forwards(call.invite) or 70) - 1
+        for binding in bindings:
+            request = Request("INVITE", binding.contact.split("?")[0])
+            headers = request.headers
+            headers.add("Via", self._via(binding.flow))
+            headers.add("Max-Forwards", str(max(max_forwards, 1)))
+            headers.add("From", f"{name} <{identity}>;tag={new_tag()}".lstrip())
+            headers.add("To", f"<{call.b.uri}>")
+            headers.add("Call-ID", f"{secrets.token_hex(12)}@{config.edge.domain}")
+            headers.add("CSeq", "1 INVITE")
+            headers.add("Contact", self._contact(binding.flow))
+            headers.add("Allow", ALLOW)
+            if body:
+                headers.add("Content-Type", SDP)
+                request.body = body
+            branch = Branch(request, binding.flow)
+            txn = self._send(request, binding.flow, now, _Forked(call, branch), out)
+            if txn is not None:
+                call.branches[txn] = branch
+        if not call.branches:
+            return self._fail(call, 503, "Service Unavailable", "failed", now, out)
+        call.b.flow = bindings[0].flow
+        return out
+
+    def media_failed(self, call: Call, now: float) -> list[Action]:
+        out: list[Action] = []
+        if call.state is CallState.SETUP:
+            self._fail(call, 503, "No media ports", "failed", now, out)
+        return out
+
+    def _no_answer(self, call: Call, now: float, out: list[Action]) -> None:
+        if call.state is CallState.SETUP:
+            self._fail(call, 480, "No Answer", "no-answer", now, out)
+
+    def _fail(
+        self,
+        call: Call,
+        status: int,
+        reason: str | None,
+        cause: EndCause,
+        now: float,
+        out: list[Action],
+    ) -> list[Action]:
+        """End a call before it was answered: the final response to the caller, CANCEL forks."""
+        response = self._to_caller(call, response_to(call.invite, status, reason))
+        self._respond(call.invite_txn, response, now, out)
+        self._cancel_forks(call, now, out)
+        by: HungUpBy = "caller" if cause == "cancelled" else "edge"
+        self._end(call, cause, status, by, now, out)
+        return out
+
+    def _cancel_forks(self, call: Call, now: float, out: list[Action]) -> None:
+        for branch in call.branches.values():
+            if branch.done or branch is call.winner:
+                continue
+            if branch.provisional:
+                self._send_cancel(branch, now, out)
+            else:
+                branch.cancel = True  # §9.1: wait for a provisional response
+
+    def _send_cancel(self, branch: Branch, now: float, out: list[Action]) -> None:
+        branch.cancel = False
+        branch.done = True
+        self._send(build_cancel(branch.request), branch.flow, now, _IGNORE, out)
+
+    # ------------------------------------------------------------------ CANCEL
+
+    def handle_cancel(
+        self, txn: ServerTransaction, request: Request, info: RequestInfo, now: float
+    ) -> list[Action]:
+        """RFC 3261 §9.2: 200 to the CANCEL, and 487 to its INVITE if still unanswered."""
+        out: list[Action] = []
+        invite_txn = self._tl.find_invite_for_cancel(request, info)
+        if invite_txn is None:
+            return self._refuse(txn, request, 481, None, now)
+        self._respond(txn, response_to(request, 200), now, out, info.to.tag)
+        call = invite_txn.context
+        if isinstance(call, Call) and call.state is CallState.SETUP:
+            self._fail(call, 487, None, "cancelled", now, out)
+        return out
+
+    # ------------------------------------------------------------------ responses
+
+    def handle_response(
+        self, txn: ClientTransaction, response: Response, now: float
+    ) -> list[Action]:
+        out: list[Action] = []
+        context = txn.context
+        if isinstance(context, _Forked):
+            self._fork_response(context.call, txn, context.branch, response, now, out)
+        elif isinstance(context, _Relayed):
+            self._relayed_response(context, response, now, out)
+        return out
+
+    def handle_failure(self, txn: ClientTransaction, now: float) -> list[Action]:
+        """Timer B/F or a transport error: as a 408 from the far end (RFC 3261 §8.1.3.1)."""
+        return self.handle_response(txn, response_to(txn.request, 408), now)
+
+    def _fork_response(
+        self,
+        call: Call,
+        txn: ClientTransaction,
+        branch: Branch,
+        response: Response,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        status = response.status
+        if status < 200:
+            branch.provisional = True
+            if branch.cancel:
+                self._send_cancel(branch, now, out)
+            elif status > 100 and call.state is CallState.SETUP:
+                self._early(call, response, now, out)
+            return
+        if status >= 300:
+            branch.done = True
+            branch.status = status
+            if call.state is CallState.SETUP and all(b.done for b in call.branches.values()):
+                code, reason, cause = _caller_status([b.status for b in call.branches.values()])
+                self._fail(call, code, reason, cause, now, out)
+            return
+        if call.winner is branch:
+            if branch.ack:  # the 2xx again: our ACK was lost (§13.2.2.4)
+                out.append(Send(txn.flow, branch.ack))
+            return
+        if call.state is not CallState.SETUP or call.winner is not None:
+            self._ack_and_bye(branch.request, response, txn.flow, now, out)
+            return
+        self._answered(call, txn, branch, response, now, out)
+
+    def _early(self, call: Call, response: Response, now: float, out: list[Action]) -> None:
+        """180/183 to the caller (RFC 3261 §13.3.1.1), with the callee's early media SDP."""
+        relay = self._to_caller(call, response_to(call.invite, response.status, response.reason))
+        if response.body and call.offer is not None:
+            try:
+                sdp = _sdp_of(response)
+            except _BadBody:
+                sdp = None
+            if sdp is not None:
+                relay.body = self._sdp_toward(call, call.a, sdp)
+                relay.headers.add("Content-Type", SDP)
+                self._learn_media(call, call.b, sdp, False, out)
+        self._respond(call.invite_txn, relay, now, out)
+
+    def _answered(
+        self,
+        call: Call,
+        txn: ClientTransaction,
+        branch: Branch,
+        response: Response,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        try:
+            dialog = Dialog.from_uac(branch.request, response)
+            sdp = _sdp_of(response) if response.body else None
+        except (DialogError, _BadBody) as exc:
+            reason = exc.reason
+            log.info("call %s: unusable 2xx from the callee: %s", call.id, reason)
+            self._ack_and_bye(branch.request, response, txn.flow, now, out)
+            branch.done = True
+            branch.status = 502
+            if all(b.done for b in call.branches.values()):
+                self._fail(call, 502, "Bad answer from the callee", "failed", now, out)
+            return
+        if call.offer is not None and sdp is None:
+            self._ack_and_bye(branch.request, response, txn.flow, now, out)
+            branch.done = True
+            branch.status = 488
+            if all(b.done for b in call.branches.values()):
+                self._fail(call, 488, "Callee gave no answer SDP", "failed", now, out)
+            return
+        call.winner = branch
+        b = call.b
+        b.flow = txn.flow
+        b.dialog = dialog
+        self._dialogs[dialog.id] = (call, b)
+        self._cancel_forks(call, now, out)
+        ok = self._to_caller(call, response_to(call.invite, 200))
+        if sdp is not None:
+            ok.body = self._sdp_toward(call, call.a, sdp)
+            ok.headers.add("Content-Type", SDP)
+            self._learn_media(call, b, sdp, False, out)
+            if call.offer is not None:
+                call.codec = _codec_name(sdp, call.stream)
+        if call.offer is None:
+            branch.ack_deferred = True  # §13.2.2.4: the answer comes in the caller's ACK
+        else:
+            self._send_ack(call, branch, dialog, b"", now, out)
+        ok.headers.add("Allow", ALLOW)
+        a_dialog = Dialog.from_uas(
+            call.invite,
+            ok,
+            local_contact=self._contact_uri(call.a.flow),
+            secure=call.a.flow.transport == "tls",
+        )
+        call.a.dialog = a_dialog
+        self._dialogs[a_dialog.id] = (call, call.a)
+        call.state = CallState.ANSWERED
+        call.answered = self._wall()
+        call.media_since = now
+        call.sip_code = 200
+        for timer in call.timers:
+            timer.cancelled = True  # the no-answer timer
+        call.timers.clear()
+        self._send_2xx(call, call.a, call.invite_txn, ok, now, out)
+        log.info("call %s answered: %s -> %s", call.id, call.a.uri, call.b.uri)
+
+    def _send_ack(
+        self, call: Call, branch: Branch, dialog: Dialog, body: bytes, now: float, out: list[Action]
+    ) -> None:
+        cseq = int((branch.request.headers.get("CSeq") or "1").split()[0])
+        ack = dialog.build_ack(
+            cseq,
+            via=self._via(call.b.flow),
+            body=body,
+            content_type=SDP if body else None,
+        )
+        branch.ack = ack.to_bytes()
+        branch.ack_deferred = False
+        out.append(Send(call.b.flow, branch.ack))
+
+    def _ack_and_bye(
+        self, request: Request, response: Response, flow: Flow, now: float, out: list[Action]
+    ) -> None:
+        """A 2xx the call does not want (a later fork won): ACK it, then BYE (§13.2.2.4)."""
+        try:
+            dialog = Dialog.from_uac(request, response)
+        except DialogError:
+            return
+        cseq = int((request.headers.get("CSeq") or "1").split()[0])
+        out.append(Send(flow, dialog.build_ack(cseq, via=self._via(flow)).to_bytes()))
+        self._send(dialog.build_request("BYE", via=self._via(flow)), flow, now, _IGNORE, out)
+
+    # ------------------------------------------------------------------ 2xx reliability
+
+    def _send_2xx(
+        self,
+        call: Call,
+        leg: Leg,
+        txn: ServerTransaction,
+        response: Response,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        """Send a 2xx to an INVITE and keep re-sending it until the ACK (RFC 3261 §13.3.1.4):
+        T1, doubling up to T2; after 64*T1 without an ACK the session ends with BYE."""
+        t1 = self._tl_timers().t1
+        cseq = int((txn.request.headers.get("CSeq") or "0").split()[0])
+        unacked = _Unacked(txn, response, cseq, t1, now + 64 * t1)
+        leg.unacked = unacked
+        self._respond(txn, response, now, out, leg.dialog.id.local_tag if leg.dialog else None)
+        unacked.timer = self._at(call, now + t1, lambda t, o: self._resend_2xx(call, leg, t, o))
+
+    def _resend_2xx(self, call: Call, leg: Leg, now: float, out: list[Action]) -> None:
+        unacked = leg.unacked
+        if unacked is None or call.state is CallState.ENDED:
+            return
+        if now >= unacked.given_up_at:
+            leg.unacked = None
+            log.info("call %s: no ACK from the %s", call.id, leg.role)
+            self._hang_up(call, None, "failed", "edge", now, out)
+            return
+        out.extend(self._tl.respond(unacked.txn, unacked.response, now))
+        unacked.interval = min(unacked.interval * 2, self._tl_timers().t2)
+        unacked.timer = self._at(
+            call, now + unacked.interval, lambda t, o: self._resend_2xx(call, leg, t, o)
+        )
+
+    def _tl_timers(self) -> _T1T2:
+        edge = self._config().edge
+        return _T1T2(edge.t1, edge.t2)
+
+    # ------------------------------------------------------------------ in-dialog requests
+
+    def handle_in_dialog(
+        self,
+        txn: ServerTransaction | None,
+        request: Request,
+        info: RequestInfo,
+        now: float,
+    ) -> list[Action]:
+        """A request with a To tag (``txn`` None for an ACK, which has no transaction)."""
+        out: list[Action] = []
+        try:
+            found = self._dialogs.get(dialog_id_for_request(info))
+        except DialogError:
+            found = None
+        if found is None:
+            if txn is not None:  # §12.2.2: no such dialog
+                return self._refuse(txn, request, 481, None, now, info.to.tag)
+            return out
+        call, src = found
+        if request.method == "ACK":
+            self._ack(call, src, request, info, now, out)
+            return out
+        assert txn is not None and src.dialog is not None
+        status = src.dialog.receive_request(request, info)
+        if status is not None:
+            self._respond(txn, response_to(request, status), now, out, info.to.tag)
+            return out
+        method = request.method
+        if method == "BYE":
+            self._respond(txn, response_to(request, 200), now, out, info.to.tag)
+            self._hang_up(call, src, "normal", src.role, now, out)
+            return out
+        dst = call.other(src)
+        if call.state is not CallState.ANSWERED or dst.dialog is None:
+            return self._refuse(txn, request, 481, None, now, info.to.tag)
+        sdp: SessionDescription | None = None
+        if method in ("INVITE", "UPDATE"):
+            if src.offering or dst.offering or src.unacked is not None:
+                # RFC 3261 §14.2, RFC 3311 §5.2: an offer is already in progress (glare).
+                response = response_to(request, 491)
+                self._respond(txn, response, now, out, info.to.tag)
+                return out
+            if request.body:
+                try:
+                    sdp = _sdp_of(request)
+                except _BadBody as exc:
+                    return self._refuse(txn, request, exc.status, exc.reason, now, info.to.tag)
+            elif method == "INVITE":
+                # A re-INVITE without an offer: ours is the one we last sent (§14.2); the
+                # answer in the ACK only moves this leg's media.
+                self._reoffer(call, src, txn, request, now, out)
+                return out
+        body = b""
+        content_type = request.headers.get("Content-Type")
+        if sdp is not None:
+            call.held = _held(sdp)
+            call.media_since = now
+            body = self._sdp_toward(call, dst, sdp)
+            self._learn_media(call, src, sdp, True, out)
+            src.offering = True
+        elif request.body:
+            body = request.body
+        extra = [(n, v) for n in _RELAYED_HEADERS for v in request.headers.get_all(n)]
+        try:
+            relayed = dst.dialog.build_request(
+                method,
+                via=self._via(dst.flow),
+                body=body,
+                content_type=content_type if body else None,
+                extra_headers=extra,
+            )
+        except DialogError as exc:
+            src.offering = False
+            return self._refuse(txn, request, 500, exc.reason, now, info.to.tag)
+        context = _Relayed(call, src, dst, txn, request)
+        if self._send(relayed, dst.flow, now, context, out) is None:
+            src.offering = False
+            self._refuse(txn, request, 503, None, now, info.to.tag)
+        return out
+
+    def _reoffer(
+        self,
+        call: Call,
+        leg: Leg,
+        txn: ServerTransaction,
+        request: Request,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        ok = response_to(request, 200)
+        ok.headers.add("Contact", self._contact(leg.flow))
+        if leg.sdp_sent is not None:
+            ok.body = leg.sdp_sent
+            ok.headers.add("Content-Type", SDP)
+        self._send_2xx(call, leg, txn, ok, now, out)
+
+    def _ack(
+        self,
+        call: Call,
+        leg: Leg,
+        request: Request,
+        info: RequestInfo,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        unacked = leg.unacked
+        if unacked is None or unacked.cseq != info.cseq:
+            return  # a retransmitted or stray ACK
+        leg.unacked = None
+        if unacked.timer is not None:
+            unacked.timer.cancelled = True
+        sdp = None
+        if request.body:
+            try:
+                sdp = _sdp_of(request)
+            except _BadBody:
+                sdp = None
+        winner = call.winner
+        if winner is not None and winner.ack_deferred and call.b.dialog is not None:
+            # Delayed offer (§13.2.2.4): the caller's answer goes in the callee's ACK.
+            body = b""
+            if sdp is not None:
+                body = self._sdp_toward(call, call.b, sdp)
+                self._learn_media(call, leg, sdp, False, out)
+                call.codec = _codec_name(sdp, call.stream)
+            self._send_ack(call, winner, call.b.dialog, body, now, out)
+        elif sdp is not None:
+            self._learn_media(call, leg, sdp, True, out)
+
+    def _relayed_response(
+        self, relayed: _Relayed, response: Response, now: float, out: list[Action]
+    ) -> None:
+        call, src, dst, request = relayed.call, relayed.src, relayed.dst, relayed.request
+        status = response.status
+        if status == 100 or call.state is CallState.ENDED:
+            return
+        method = request.method
+        back = response_to(request, status, response.reason)
+        for name in _RELAYED_HEADERS:
+            for value in response.headers.get_all(name):
+                back.headers.add(name, value)
+        if status >= 200 and dst.dialog is not None:
+            with contextlib.suppress(DialogError):
+                dst.dialog.update_from_response(response)
+        sdp: SessionDescription | None = None
+        if response.body:
+            content_type = response.headers.get("Content-Type") or ""
+            if content_type.split(";")[0].strip().lower() == SDP:
+                try:
+                    sdp = _sdp_of(response)
+                except _BadBody:
+                    sdp = None
+                if sdp is not None:
+                    back.body = self._sdp_toward(call, src, sdp)
+                    back.headers.add("Content-Type", SDP)
+                    if 200 <= status < 300:
+                        self._learn_media(call, dst, sdp, True, out)
+            else:
+                back.body = response.body
+                back.headers.add("Content-Type", content_type)
+        tag = src.dialog.id.local_tag if src.dialog is not None else None
+        if status >= 200:
+            src.offering = False
+        if method == "INVITE" and 200 <= status < 300:
+            if dst.dialog is not None:
+                cseq = int((response.headers.get("CSeq") or "0").split()[0])
+                ack = dst.dialog.build_ack(cseq, via=self._via(dst.flow))
+                out.append(Send(dst.flow, ack.to_bytes()))
+            back.headers.add("Contact", self._contact(src.flow))
+            self._send_2xx(call, src, relayed.txn, back, now, out)
+            return
+        if 200 <= status < 300 and method == "UPDATE":
+            back.headers.add("Contact", self._contact(src.flow))
+        self._respond(relayed.txn, back, now, out, tag)
+        if status in (408, 481):
+            # §12.2.1.2: the far dialog is gone, so is the call.
+            self._hang_up(call, dst, "failed", "edge", now, out)
+
+    # ------------------------------------------------------------------ hanging up
+
+    def media_timeout(self, call: Call, now: float) -> list[Action]:
+        """No RTP from a side for too long: BYE both ways, cause ``media-timeout``."""
+        out: list[Action] = []
+        if call.state is CallState.ANSWERED:
+            self._hang_up(call, None, "media-timeout", "edge", now, out)
+        return out
+
+    def _hang_up(
+        self,
+        call: Call,
+        source: Leg | None,
+        cause: EndCause,
+        by: HungUpBy,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        """BYE to every leg but ``source`` (which sent its own), then end the call."""
+        if call.state is CallState.ENDED:
+            return
+        if call.state is CallState.SETUP:
+            # A caller's BYE in an early dialog is a CANCEL (§15).
+            self._fail(call, 487, None, "cancelled", now, out)
+            return
+        for leg in (call.a, call.b):
+            if leg is source or leg.dialog is None or not leg.dialog.is_confirmed:
+                continue
+            try:
+                bye = leg.dialog.build_request("BYE", via=self._via(leg.flow))
+            except DialogError:
+                continue
+            self._send(bye, leg.flow, now, _IGNORE, out)
+        self._end(call, cause, call.sip_code or 200, by, now, out)
+
+    def _end(
+        self,
+        call: Call,
+        cause: EndCause,
+        code: int,
+        by: HungUpBy | None,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        if call.state is CallState.ENDED:
+            return
+        call.state = CallState.ENDED
+        call.ended = self._wall()
+        call.end_cause = cause
+        call.sip_code = code
+        call.hung_up_by = by
+        for timer in call.timers:
+            timer.cancelled = True
+        call.timers.clear()
+        for leg in (call.a, call.b):
+            leg.unacked = None
+            if leg.dialog is not None:
+                leg.dialog.terminate()
+                self._dialogs.pop(leg.dialog.id, None)
+        self.calls.pop(call.id, None)
+        log.info("call %s ended: %s (%d) by %s", call.id, cause, code, by)
+        out.append(CallEnded(call))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _respond(
+        self,
+        txn: ServerTransaction,
+        response: Response,
+        now: float,
+        out: list[Action],
+        to_tag: str | None = None,
+    ) -> None:
+        finish(response, to_tag)
+        out.extend(self._tl.respond(txn, response, now))
+
+    def _refuse(
+        self,
+        txn: ServerTransaction,
+        request: Request,
+        status: int,
+        reason: str | None,
+        now: float,
+        to_tag: str | None = None,
+    ) -> list[Action]:
+        out: list[Action] = []
+        self._respond(txn, response_to(request, status, reason), now, out, to_tag)
+        return out
+
+    def _to_caller(self, call: Call, response: Response) -> Response:
+        """A response to the caller's INVITE: the call's To tag, and Contact where it makes a
+        dialog (RFC 3261 §12.1.1)."""
+        to = response.headers.get("To") or ""
+        response.headers.set("To", f"{to};tag={call.a_tag}")
+        if response.status < 300 and response.status > 100:
+            response.headers.add("Contact", self._contact(call.a.flow))
+        return response
+
+    def _send(
+        self, request: Request, flow: Flow, now: float, context: object, out: list[Action]
+    ) -> ClientTransaction | None:
+        try:
+            txn, events = self._tl.send_request(request, flow, now)
+        except TransactionTableFull:
+            return None
+        txn.context = context
+        out.extend(events)
+        return txn
+
+    def _max_forwards(self, request: Request) -> int | None:
+        value = request.headers.get("Max-Forwards")
+        return int(value) if value is not None and value.isdigit() else None
+
+    def _host(self) -> str:
+        host = self._config().edge.advertise
+        return f"[{host}]" if ":" in host else host
+
+    def _via(self, flow: Flow) -> str:
+        transport = flow.transport.upper()
+        return f"SIP/2.0/{transport} {self._host()}:{flow.local[1]};branch={new_branch()};rport"
+
+    def _contact_uri(self, flow: Flow) -> str:
+        param = "" if flow.transport == "udp" else f";transport={flow.transport}"
+        return f"sip:{self._host()}:{flow.local[1]}{param}"
+
+    def _contact(self, flow: Flow) -> str:
+        return f"<{self._contact_uri(flow)}>"
+
+    def _sdp_toward(self, call: Call, leg: Leg, sdp: SessionDescription) -> bytes:
+        """``sdp`` from the other side, as the edge sends it to ``leg``: the relayed stream at
+        the relay, every other stream declined (port 0), the edge's own ``o=`` and ``s=``."""
+        address = self._config().edge.media_address
+        port = call.media_ports.get(leg.name, 0)
+        ports = []
+        for index, media in enumerate(sdp.media):
+            if index != call.stream or port == 0:
+                media.port = 0
+            ports.append(port if index == call.stream else 0)
+        out = rewrite_for_relay(sdp, address, [p or 1 for p in ports])
+        for media, p in zip(out.media, ports, strict=True):
+            if p == 0:
+                media.port = 0
+        out.session_name = "-"
+        out.origin = Origin(
+            "voxedge", leg.sdp_id, leg.sdp_version, "IN", addrtype_of(address), address
+        )
+        data = out.to_bytes()
+        if leg.sdp_sent is not None and data != leg.sdp_sent:
+            leg.sdp_version += 1  # RFC 3264 §8: a changed description has a higher version
+            out.origin = replace(out.origin, session_version=leg.sdp_version)
+            data = out.to_bytes()
+        leg.sdp_sent = data
+        return data
+
+    def _learn_media(
+        self, call: Call, leg: Leg, sdp: SessionDescription, relatch: bool, out: list[Action]
+    ) -> None:
+        """Where ``leg``'s phone wants its media (its SDP), for the relay to expect."""
+        if call.stream >= len(sdp.media):
+            return
+        media = sdp.media[call.stream]
+        connection = connection_for(sdp, media)
+        address = None
+        if media.port != 0 and connection is not None and not is_unspecified(connection):
+            address = (connection.address, media.port)
+        leg.media_address = address
+        out.append(MediaTarget(call, leg.name, address, relatch))
+
+
+@dataclass(frozen=True, slots=True)
+class _T1T2:
+    t1: float
+    t2: float
+
+
+class _BadBody(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _sdp_of(message: Request | Response) -> SessionDescription:
+    """The SDP body of ``message``; ``_BadBody`` (415 or 400) when it is not usable."""
+    content_type = (message.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if content_type != SDP:
+        raise _BadBody(415, f"Unsupported body type {content_type or 'none'}"[:80])
+    try:
+        return parse_sdp(message.body)
+    except SdpError as exc:
+        raise _BadBody(400, f"Bad SDP: {exc}"[:120]) from None
+
+
+def _audio_stream(sdp: SessionDescription) -> int | None:
+    """The first accepted audio stream: the one the relay carries."""
+    for index, media in enumerate(sdp.media):
+        if media.media == "audio" and media.port != 0:
+            return index
+    return None
+
+
+def _held(sdp: SessionDescription) -> bool:
+    """An offer that holds the call: every accepted stream not sendrecv, or c=0.0.0.0
+    (RFC 3264 §8.4, RFC 2543 hold)."""
+    active = [m for m in sdp.media if m.port != 0]
+    return bool(active) and all(
+        effective_direction(sdp, m) != "sendrecv" or is_unspecified(connection_for(sdp, m))
+        for m in active
+    )
+
+
+def _codec_name(sdp: SessionDescription, stream: int) -> str | None:
+    if stream >= len(sdp.media):
+        return None
+    media = sdp.media[stream]
+    codecs = codec_map(media)
+    for fmt in media.formats:
+        rtpmap = codecs.get(fmt)
+        if rtpmap is not None and rtpmap.encoding.lower() != "telephone-event":
+            return rtpmap.encoding
+    return None
+
+
+# How the callee's final answers become the caller's (RFC 3261 §16.7 picks the best of
+# several; a B2BUA also hides what the caller cannot act on).
+_BUSY = frozenset((486, 600))
+_DECLINED = frozenset((603,))
+
+
+def _caller_status(statuses: list[int]) -> tuple[int, str | None, EndCause]:
+    """(status, reason, end cause) for the caller once every fork has failed."""
+    if any(s in _BUSY for s in statuses):
+        return 486, None, "busy"
+    if any(s in _DECLINED for s in statuses):
+        return 603, None, "busy"
+    if any(s in (488, 606) for s in statuses):
+        return 488, None, "failed"
+    if all(s in (408, 480, 487) for s in statuses):
+        return 480, None, "no-answer"
+    return 480, None, "failed"

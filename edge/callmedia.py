@@ -1,0 +1,201 @@
+"""Asyncio glue between the B2BUA and the media relay: a ``RelaySession`` per call, the media
+timeout sweep, and the call record written to the outbox when a call ends.
+
+The outbox write (SQLite, ``synchronous=FULL``, an fsync per record) runs on one worker
+thread so the event loop never waits on the disk; records are written in the order calls end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Callable
+
+from edge.b2bua import Call, CallState, LegName, MediaTarget
+from edge.cdr import CallRecord, LegRecord, write_cdr
+from edge.config import EdgeConfig
+from edge.outbox import Outbox, OutboxError
+from media.ports import PortPool
+from media.relay import DirectionStats, RelayPortError, RelaySession, RelayStats
+
+log = logging.getLogger("voxedge.media")
+
+SWEEP_INTERVAL = 1.0  # seconds between media-timeout checks
+
+
+class CallMedia:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        config: Callable[[], EdgeConfig],
+        outbox: Outbox | None,
+        on_ready: Callable[[Call, bool], None],
+        on_timeout: Callable[[Call], None],
+    ) -> None:
+        self._loop = loop
+        self._config = config
+        first, last = config().edge.media_ports
+        self.pool = PortPool(first, last)
+        self._outbox = outbox
+        self._on_ready = on_ready
+        self._on_timeout = on_timeout
+        self.sessions: dict[Call, RelaySession] = {}
+        self._opening: set[Call] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cdr")
+        self._writes: set[concurrent.futures.Future[bool]] = set()
+        self._sweep: asyncio.TimerHandle | None = None
+        self.records_written = 0
+
+    # ------------------------------------------------------------------ per call
+
+    def open(self, call: Call) -> None:
+        self._opening.add(call)
+        task = self._loop.create_task(self._open(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _open(self, call: Call) -> None:
+        address = self._config().edge.media_address
+        try:
+            session = await RelaySession.open(self._loop, self.pool, address)
+        except (RelayPortError, OSError) as exc:
+            log.warning("call %s: no media: %s", call.id, exc)
+            self._opening.discard(call)
+            self._on_ready(call, False)
+            return
+        self._opening.discard(call)
+        if call.state is CallState.ENDED:
+            session.close()  # the call ended while its relay was being bound
+            return
+        self.sessions[call] = session
+        call.media_ports = {"a": session.ports_a[0], "b": session.ports_b[0]}
+        self._arm_sweep()
+        self._on_ready(call, True)
+
+    def target(self, action: MediaTarget) -> None:
+        session = self.sessions.get(action.call)
+        if session is None or action.address is None:
+            return
+        try:
+            session.set_expected(action.leg, action.address)
+        except ValueError as exc:
+            log.info("call %s: SDP address refused: %s", action.call.id, exc)
+            return
+        if action.relatch:
+            session.relatch(action.leg)  # RFC 4961 / DESIGN.md: re-latch after a re-INVITE
+
+    def ended(self, call: Call) -> None:
+        session = self.sessions.pop(call, None)
+        stats = None
+        if session is not None:
+            stats = session.stats()
+            session.close()
+        if self._outbox is None:
+            return
+        record = call_record(call, self._config().edge.name, stats)
+        outbox = self._outbox
+        future = self._writer.submit(write_cdr, outbox, record, record.ended)
+        self._writes.add(future)
+        future.add_done_callback(self._written)
+
+    def _written(self, future: concurrent.futures.Future[bool]) -> None:
+        self._writes.discard(future)
+        try:
+            future.result()
+        except (OutboxError, OSError) as exc:
+            log.error("call record not written: %s", exc)
+            return
+        self.records_written += 1
+
+    # ------------------------------------------------------------------ media timeout
+
+    def _arm_sweep(self) -> None:
+        if self._sweep is None:
+            self._sweep = self._loop.call_later(SWEEP_INTERVAL, self._check_timeouts)
+
+    def _check_timeouts(self) -> None:
+        self._sweep = None
+        now = self._loop.time()
+        limit = self._config().edge.media_timeout
+        for call, session in list(self.sessions.items()):
+            if call.state is not CallState.ANSWERED or call.held or call.media_since is None:
+                continue
+            stats = session.stats()
+            for last in (stats.last_rx_a, stats.last_rx_b):
+                since = max(last or 0.0, call.media_since)
+                if now - since > limit:
+                    log.info("call %s: no media for %.0f s", call.id, now - since)
+                    self._on_timeout(call)
+                    break
+        if self.sessions:
+            self._arm_sweep()
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        for task in list(self._tasks):
+            task.cancel()
+        for session in self.sessions.values():
+            session.close()
+        self.sessions.clear()
+        pending = [asyncio.wrap_future(f) for f in self._writes]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._writer.shutdown(wait=True)
+
+
+def call_record(call: Call, edge: str, stats: RelayStats | None) -> CallRecord:
+    """The CDR of an ended call; ``stats`` are its relay's counters (None: no media)."""
+    ended = call.ended if call.ended is not None else call.started
+    winner = call.winner or next(iter(call.branches.values()), None)
+    callee_call_id = winner.request.headers.get("Call-ID") or "" if winner else ""
+    legs = (
+        _leg(call, "a", call.invite.headers.get("Call-ID") or "", stats),
+        _leg(call, "b", callee_call_id, stats),
+    )
+    return CallRecord(
+        call_id=call.id,
+        org="",
+        edge=edge,
+        legs=legs,
+        from_uri=call.a.uri,
+        to_uri=call.b.uri,
+        started=call.started,
+        answered=call.answered,
+        ended=ended,
+        end_cause=call.end_cause,
+        sip_code=call.sip_code or 500,
+        hung_up_by=call.hung_up_by,
+    )
+
+
+_NO_TRAFFIC = DirectionStats(0, 0, 0, 0)
+
+
+def _leg(call: Call, name: LegName, sip_call_id: str, stats: RelayStats | None) -> LegRecord:
+    leg = call.leg(name)
+    received = sent = _NO_TRAFFIC
+    if stats is not None:
+        received, sent = (
+            (stats.a_to_b, stats.b_to_a) if name == "a" else (stats.b_to_a, stats.a_to_b)
+        )
+    remote = leg.media_address or leg.flow.remote
+    return LegRecord(
+        role="caller" if name == "a" else "callee",
+        sip_call_id=sip_call_id,
+        from_uri=call.a.uri,
+        to_uri=call.b.uri,
+        remote=f"{remote[0]}:{remote[1]}",
+        codec=call.codec,
+        packets_sent=sent.packets,
+        packets_received=received.packets,
+        bytes_sent=sent.octets,
+        bytes_received=received.octets,
+        packets_lost=0,
+        jitter_ms=0.0,
+    )

@@ -1,0 +1,743 @@
+"""The B2BUA call model under a fake clock: messages in, messages and call actions out."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import pytest
+
+from edge.auth import PhoneAuth
+from edge.b2bua import B2BUA, Action, Call, CallEnded, CallState, MediaTarget, OpenMedia
+from edge.config import parse_config
+from edge.limits import AuthFailureThrottle
+from edge.location import Binding, LocationService
+from media.sdp import parse_sdp
+from sip.digest import DigestAuthenticator
+from sip.flow import Flow
+from sip.message import Request, Response
+from sip.parser import parse_message
+from sip.transaction import (
+    RequestReceived,
+    ResponseReceived,
+    Send,
+    TimerConfig,
+    TransactionLayer,
+    TransactionTimeout,
+)
+from sip.uri import SipUri
+from sip.validate import validate_request, validate_response
+from tests.digest_client import authorization
+
+CONFIG = """
+[edge]
+name = "e1"
+domain = "voxedge.test"
+advertise = "192.0.2.10"
+media_address = "192.0.2.20"
+data_dir = "."
+no_answer_timeout = 20
+
+[listen.phones]
+udp = "127.0.0.1:5060"
+
+[[phones]]
+name = "alice"
+type = "generic_sip"
+extension = "1001"
+password = "alice-secret"
+digest_algorithms = ["MD5"]
+
+[[phones]]
+name = "bob"
+type = "generic_sip"
+extension = "1002"
+password = "bob-secret"
+
+[[phones]]
+name = "carol"
+type = "generic_sip"
+extension = "1003"
+password = "carol-secret"
+"""
+
+EDGE = ("127.0.0.1", 5060)
+ALICE = Flow("udp", ("127.0.0.1", 7001), EDGE)
+BOB1 = Flow("udp", ("127.0.0.1", 7002), EDGE)
+BOB2 = Flow("udp", ("127.0.0.1", 7003), EDGE)
+PORTS = {"a": 30000, "b": 30002}
+
+OFFER = (
+    "v=0\r\no=alice 1 1 IN IP4 10.1.1.1\r\ns=baresip\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\n"
+    "m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-15\r\na=sendrecv\r\n"
+)
+ANSWER = (
+    "v=0\r\no=bob 7 7 IN IP4 10.2.2.2\r\ns=-\r\nc=IN IP4 10.2.2.2\r\nt=0 0\r\n"
+    "m=audio 5000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+)
+
+
+def sdp_with(direction: str, base: str = OFFER) -> str:
+    return base.replace("a=sendrecv", f"a={direction}")
+
+
+class Harness:
+    """The B2BUA with its transaction layer; the test plays the phones and the glue."""
+
+    def __init__(self) -> None:
+        self.config = parse_config(CONFIG, Path("."))
+        self.now = 100.0
+        self.wall = 1_800_000_000.0
+        self.tl = TransactionLayer(TimerConfig(0.5, 4.0, 5.0))
+        self.location = LocationService()
+        self.rejects: collections.Counter[str] = collections.Counter()
+        auth = PhoneAuth(
+            DigestAuthenticator(b"k" * 32, "voxedge.test", 300),
+            AuthFailureThrottle(self.config.edge.auth_failures, 60),
+            lambda reason, flow, detail: self.rejects.update([reason]),
+        )
+        self.b2bua = B2BUA(
+            self.tl,
+            auth,
+            self.location,
+            lambda: self.config,
+            lambda reason, flow, detail: self.rejects.update([reason]),
+            self._wall,
+        )
+        self.wire: list[tuple[Flow, bytes]] = []
+        self.actions: list[Action] = []
+        self.ended: list[Call] = []
+        self.cseq = 0
+
+    def _wall(self) -> float:
+        return self.wall + self.now
+
+    def register(self, extension: str, flow: Flow, user: str = "bob") -> None:
+        aor = f"sip:{extension}@voxedge.test"
+        contact = f"sip:{user}@{flow.remote[0]}:{flow.remote[1]}"
+        binding = Binding(
+            aor, contact, SipUri("sip", flow.remote[0], user, flow.remote[1]), 1.0,
+            self.now + 3600, f"reg-{flow.remote[1]}", 1, flow,
+        )  # fmt: skip
+        current = self.location.lookup(aor, self.now)
+        self.location.commit(aor, [*current, binding], self.now)
+
+    # --- feeding the engine ------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            self.actions.append(action)
+            if isinstance(action, Send):
+                self.wire.append((action.flow, action.data))
+            elif isinstance(action, OpenMedia):
+                action.call.media_ports = dict(PORTS)  # type: ignore[arg-type]
+                self._apply(self.b2bua.media_ready(action.call, self.now))
+            elif isinstance(action, CallEnded):
+                self.ended.append(action.call)
+            elif isinstance(action, ResponseReceived) and action.transaction is not None:
+                self._apply(
+                    self.b2bua.handle_response(action.transaction, action.response, self.now)
+                )
+            elif isinstance(action, TransactionTimeout):
+                txn = action.transaction
+                if txn.context is not None:
+                    self._apply(self.b2bua.handle_failure(txn, self.now))  # type: ignore[arg-type]
+
+    def request_from(self, flow: Flow, data: str) -> None:
+        message = parse_message(data.encode())
+        assert isinstance(message, Request)
+        info = validate_request(message)
+        for event in self.tl.receive_request(message, flow, self.now, info):
+            if isinstance(event, RequestReceived):
+                txn = event.transaction
+                if txn is None:
+                    self._apply(self.b2bua.handle_in_dialog(None, message, info, self.now))
+                elif message.method == "CANCEL":
+                    self._apply(self.b2bua.handle_cancel(txn, message, info, self.now))
+                elif info.to.tag is not None:
+                    self._apply(self.b2bua.handle_in_dialog(txn, message, info, self.now))
+                else:
+                    self._apply(self.b2bua.handle_invite(txn, message, info, self.now))
+            else:
+                self._apply([event])
+
+    def response_from(self, flow: Flow, data: str) -> None:
+        message = parse_message(data.encode())
+        assert isinstance(message, Response)
+        info = validate_response(message)
+        self._apply(list(self.tl.receive_response(message, flow, self.now, info)))
+
+    def tick(self, seconds: float) -> None:
+        end = self.now + seconds
+        while True:
+            deadlines = [d for d in (self.tl.next_deadline(), self.b2bua.next_deadline()) if d]
+            due = min(deadlines, default=None)
+            if due is None or due > end:
+                break
+            self.now = max(self.now, due)
+            self._apply(list(self.tl.handle_timer(self.now)))
+            self._apply(self.b2bua.handle_timer(self.now))
+        self.now = end
+
+    # --- reading what went out -----------------------------------------------------------
+
+    def sent(self, flow: Flow) -> list[Request | Response]:
+        """Messages sent to ``flow``'s phone since the last call (and forget them)."""
+        mine = [parse_message(data) for f, data in self.wire if f.remote == flow.remote]
+        self.wire = [(f, d) for f, d in self.wire if f.remote != flow.remote]
+        return mine  # type: ignore[return-value]
+
+    def last_request(self, flow: Flow, method: str) -> Request:
+        found = [m for m in self.sent(flow) if isinstance(m, Request) and m.method == method]
+        assert found, f"no {method} to {flow.remote}"
+        return found[-1]
+
+    def statuses(self, flow: Flow) -> list[int]:
+        return [m.status for m in self.sent(flow) if isinstance(m, Response)]
+
+    # --- the caller ----------------------------------------------------------------------
+
+    def invite(
+        self,
+        target: str = "1002",
+        *,
+        body: str = OFFER,
+        auth: str | None = None,
+        branch: str = "z9hG4bKinv1",
+        cseq: int = 1,
+        user: str = "1001",
+        extra: str = "",
+    ) -> str:
+        lines = [
+            f"INVITE sip:{target}@voxedge.test SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:7001;branch={branch};rport",
+            "Max-Forwards: 70",
+            f'From: "Alice" <sip:{user}@voxedge.test>;tag=atag',
+            f"To: <sip:{target}@voxedge.test>",
+            "Call-ID: alice-call-1@10.1.1.1",
+            f"CSeq: {cseq} INVITE",
+            "Contact: <sip:alice@127.0.0.1:7001>",
+            "User-Agent: secret-phone/1.0",
+        ]
+        if auth:
+            lines.append(f"Proxy-Authorization: {auth}")
+        if extra:
+            lines.append(extra)
+        if body:
+            lines.append("Content-Type: application/sdp")
+        text = "\r\n".join(lines) + f"\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+        self.request_from(ALICE, text)
+        return text
+
+    def call(self, body: str = OFFER, target: str = "1002") -> None:
+        """INVITE, 407, authenticated INVITE."""
+        self.invite(target, body=body)
+        challenge = [m for m in self.sent(ALICE) if isinstance(m, Response)][-1]
+        assert challenge.status == 407
+        self.request_from(ALICE, ack_for(challenge, "z9hG4bKinv1"))
+        auth = authorization(
+            challenge, "1001", "alice-secret", uri=f"sip:{target}@voxedge.test", method="INVITE"
+        )
+        self.invite(target, body=body, auth=auth, branch="z9hG4bKinv2", cseq=2)
+
+
+def ack_for(response: Response, branch: str) -> str:
+    h = response.headers
+    return (
+        f"ACK sip:1002@voxedge.test SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:7001;branch={branch};rport\r\nMax-Forwards: 70\r\n"
+        f"From: {h.get('From')}\r\nTo: {h.get('To')}\r\nCall-ID: {h.get('Call-ID')}\r\n"
+        f"CSeq: {(h.get('CSeq') or '').split()[0]} ACK\r\nContent-Length: 0\r\n\r\n"
+    )
+
+
+def reply(
+    request: Request,
+    status: int,
+    *,
+    tag: str = "btag",
+    body: str = "",
+    contact: str = "sip:bob@127.0.0.1:7002",
+) -> str:
+    """The callee's response to ``request`` (Via, From, Call-ID, CSeq copied)."""
+    h = request.headers
+    to = h.get("To") or ""
+    if status > 100 and ";tag=" not in to:
+        to += f";tag={tag}"
+    lines = [f"SIP/2.0 {status} X"]
+    lines += [f"Via: {v}" for v in h.get_all("Via")]
+    lines += [
+        f"From: {h.get('From')}",
+        f"To: {to}",
+        f"Call-ID: {h.get('Call-ID')}",
+        f"CSeq: {h.get('CSeq')}",
+    ]
+    if 100 < status < 300:
+        lines.append(f"Contact: <{contact}>")
+    if body:
+        lines.append("Content-Type: application/sdp")
+    return "\r\n".join(lines) + f"\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+
+
+def in_dialog(
+    method: str,
+    dialog_msg: Request | Response,
+    *,
+    from_caller: bool,
+    cseq: int,
+    branch: str,
+    via_port: int,
+    body: str = "",
+    content_type: str = "application/sdp",
+) -> str:
+    """A request within the dialog ``dialog_msg`` belongs to, sent by the phone at its far
+    end (the caller: ``dialog_msg`` is the edge's 2xx to it; the callee: the edge's INVITE)."""
+    h = dialog_msg.headers
+    if from_caller:  # the caller keeps its From; the edge's tag is in To
+        from_, to = h.get("From"), h.get("To")
+    else:  # the callee writes the edge's From as To
+        from_, to = h.get("To"), h.get("From")
+    if not from_caller and ";tag=" not in (from_ or ""):
+        from_ = f"{from_};tag=btag"
+    lines = [
+        f"{method} sip:edge@127.0.0.1:5060 SIP/2.0",
+        f"Via: SIP/2.0/UDP 127.0.0.1:{via_port};branch={branch};rport",
+        "Max-Forwards: 70",
+        f"From: {from_}",
+        f"To: {to}",
+        f"Call-ID: {h.get('Call-ID')}",
+        f"CSeq: {cseq} {method}",
+        f"Contact: <sip:x@127.0.0.1:{via_port}>",
+    ]
+    if body:
+        lines.append(f"Content-Type: {content_type}")
+    return "\r\n".join(lines) + f"\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+
+
+@pytest.fixture
+def h() -> Harness:
+    harness = Harness()
+    harness.register("1002", BOB1)
+    return harness
+
+
+def answered(h: Harness) -> tuple[Request, Response]:
+    """A call from 1001 to 1002 answered by BOB1: (the edge's INVITE, the edge's 200)."""
+    h.call()
+    invite = h.last_request(BOB1, "INVITE")
+    h.response_from(BOB1, reply(invite, 180))
+    h.response_from(BOB1, reply(invite, 200, body=ANSWER))
+    ok = [m for m in h.sent(ALICE) if isinstance(m, Response) and m.status == 200][-1]
+    h.request_from(ALICE, ack_for(ok, "z9hG4bKack1"))
+    return invite, ok
+
+
+# ---------------------------------------------------------------------------- set-up
+
+
+def test_invite_is_challenged_with_407(h: Harness) -> None:
+    h.invite()
+    (response,) = [m for m in h.sent(ALICE) if isinstance(m, Response)]
+    assert response.status == 407
+    assert "MD5" in (response.headers.get("Proxy-Authenticate") or "")
+    assert not h.b2bua.calls
+
+
+def test_wrong_password_is_refused(h: Harness) -> None:
+    h.invite()
+    challenge = h.sent(ALICE)[-1]
+    assert isinstance(challenge, Response)
+    auth = authorization(challenge, "1001", "nope", uri="sip:1002@voxedge.test", method="INVITE")
+    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2)
+    assert h.statuses(ALICE)[-1] == 403
+    assert h.rejects["AUTH_FAILED"] == 1
+
+
+def test_unknown_extension_gets_404_after_authentication(h: Harness) -> None:
+    h.call(target="1999")
+    assert h.statuses(ALICE)[-1] == 404
+
+
+def test_known_but_unregistered_gets_480(h: Harness) -> None:
+    h.call(target="1003")
+    assert h.statuses(ALICE)[-1] == 480
+    assert h.rejects["NOT_REGISTERED"] == 1
+
+
+def test_bad_sdp_gets_400_naming_it(h: Harness) -> None:
+    h.call(body="v=0\r\nbogus\r\n")
+    last = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
+    assert last.status == 400 and "SDP" in last.reason
+
+
+def test_offer_without_audio_gets_488(h: Harness) -> None:
+    h.call(body=OFFER.replace("m=audio", "m=video"))
+    assert h.statuses(ALICE)[-1] == 488
+
+
+def test_fork_hides_the_caller_and_points_sdp_at_the_relay(h: Harness) -> None:
+    h.register("1002", BOB2, user="bob2")
+    h.call()
+    first = h.last_request(BOB1, "INVITE")
+    second = h.last_request(BOB2, "INVITE")
+    for invite in (first, second):
+        text = invite.to_bytes().decode()
+        for leak in ("alice-call-1", "7001", "atag", "secret-phone", "10.1.1.1", "baresip"):
+            assert leak not in text
+        assert (invite.headers.get("From") or "").startswith('"Alice" <sip:1001@voxedge.test>')
+        sdp = parse_sdp(invite.body)
+        assert sdp.media[0].port == PORTS["b"]
+        assert sdp.connection is not None and sdp.connection.address == "192.0.2.20"
+        assert sdp.origin.username == "voxedge" and sdp.origin.address == "192.0.2.20"
+    assert first.headers.get("Call-ID") != second.headers.get("Call-ID")
+    assert first.uri == "sip:bob@127.0.0.1:7002"
+    targets = [a for a in h.actions if isinstance(a, MediaTarget)]
+    assert targets[-1].leg == "a" and targets[-1].address == ("10.1.1.1", 4000)
+
+
+def test_first_2xx_wins_and_other_forks_are_cancelled(h: Harness) -> None:
+    h.register("1002", BOB2, user="bob2")
+    h.call()
+    first = h.last_request(BOB1, "INVITE")
+    second = h.last_request(BOB2, "INVITE")
+    h.response_from(BOB2, reply(second, 180, tag="b2"))
+    h.response_from(BOB1, reply(first, 183, body=ANSWER))
+    to_alice = [m for m in h.sent(ALICE) if isinstance(m, Response)]
+    assert [m.status for m in to_alice if m.status > 100] == [180, 183]
+    early = to_alice[-1]
+    assert parse_sdp(early.body).media[0].port == PORTS["a"]  # early media via the relay
+    h.response_from(BOB1, reply(first, 200, body=ANSWER))
+    cancel = h.last_request(BOB2, "CANCEL")
+    assert cancel.headers.get("Call-ID") == second.headers.get("Call-ID")
+    ack = h.last_request(BOB1, "ACK")
+    assert ack.headers.get("CSeq") == "1 ACK"
+    ok = [m for m in h.sent(ALICE) if isinstance(m, Response) and m.status == 200][-1]
+    assert parse_sdp(ok.body).media[0].port == PORTS["a"]
+    assert "10.2.2.2" not in ok.to_bytes().decode()
+    assert ok.headers.get("Contact") == "<sip:192.0.2.10:5060>"
+    (call,) = h.b2bua.calls.values()
+    assert call.state is CallState.ANSWERED and call.codec == "PCMU"
+
+
+def test_fork_without_provisional_is_cancelled_once_it_rings(h: Harness) -> None:
+    h.register("1002", BOB2, user="bob2")
+    h.call()
+    first = h.last_request(BOB1, "INVITE")
+    second = h.last_request(BOB2, "INVITE")
+    h.response_from(BOB1, reply(first, 200, body=ANSWER))
+    assert not [m for m in h.sent(BOB2) if isinstance(m, Request) and m.method == "CANCEL"]
+    h.response_from(BOB2, reply(second, 180, tag="b2"))  # RFC 3261 §9.1: now it may go
+    assert h.last_request(BOB2, "CANCEL")
+
+
+def test_late_2xx_of_a_losing_fork_is_acked_and_hung_up(h: Harness) -> None:
+    h.register("1002", BOB2, user="bob2")
+    h.call()
+    first = h.last_request(BOB1, "INVITE")
+    second = h.last_request(BOB2, "INVITE")
+    h.response_from(BOB1, reply(first, 200, body=ANSWER))
+    h.response_from(
+        BOB2, reply(second, 200, tag="b2", body=ANSWER, contact="sip:b2@127.0.0.1:7003")
+    )
+    sent = h.sent(BOB2)
+    methods = [m.method for m in sent if isinstance(m, Request)]
+    assert "ACK" in methods and "BYE" in methods
+
+
+def test_ack_stops_2xx_retransmission(h: Harness) -> None:
+    answered(h)
+    h.tick(10)
+    assert h.statuses(ALICE) == []
+
+
+def test_2xx_is_retransmitted_until_ack_then_the_call_ends(h: Harness) -> None:
+    h.call()
+    invite = h.last_request(BOB1, "INVITE")
+    h.response_from(BOB1, reply(invite, 200, body=ANSWER))
+    h.sent(ALICE)
+    h.tick(2)  # T1 0.5: resent at 0.5, 1.5
+    assert h.statuses(ALICE) == [200, 200]
+    h.tick(40)  # 64*T1 = 32 s with no ACK: RFC 3261 §13.3.1.4, BYE
+    assert h.last_request(BOB1, "BYE")
+    (call,) = h.ended
+    assert call.end_cause == "failed" and call.hung_up_by == "edge"
+
+
+def test_callee_2xx_retransmission_gets_the_ack_again(h: Harness) -> None:
+    invite, _ = answered(h)
+    h.sent(BOB1)
+    h.response_from(BOB1, reply(invite, 200, body=ANSWER))
+    assert h.last_request(BOB1, "ACK")
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+def test_busy_callee_maps_to_486(h: Harness) -> None:
+    h.call()
+    invite = h.last_request(BOB1, "INVITE")
+    h.response_from(BOB1, reply(invite, 486))
+    assert h.statuses(ALICE)[-1] == 486
+    (call,) = h.ended
+    assert (call.end_cause, call.sip_code) == ("busy", 486)
+
+
+@pytest.mark.parametrize(
+    ("callee", "caller", "cause"),
+    [(600, 486, "busy"), (603, 603, "busy"), (488, 488, "failed"), (404, 480, "failed"),
+     (503, 480, "failed"), (302, 480, "failed"), (480, 480, "no-answer")],
+)  # fmt: skip
+def test_final_responses_are_mapped(h: Harness, callee: int, caller: int, cause: str) -> None:
+    h.call()
+    h.response_from(BOB1, reply(h.last_request(BOB1, "INVITE"), callee))
+    assert h.statuses(ALICE)[-1] == caller
+    assert h.ended[0].end_cause == cause
+
+
+def test_all_forks_must_fail_before_the_caller_hears(h: Harness) -> None:
+    h.register("1002", BOB2, user="bob2")
+    h.call()
+    h.response_from(BOB1, reply(h.last_request(BOB1, "INVITE"), 486))
+    assert 486 not in h.statuses(ALICE)
+    h.response_from(BOB2, reply(h.last_request(BOB2, "INVITE"), 480, tag="b2"))
+    assert h.statuses(ALICE)[-1] == 486
+
+
+def test_no_answer_timeout_gives_480_and_cancels(h: Harness) -> None:
+    h.call()
+    invite = h.last_request(BOB1, "INVITE")
+    h.response_from(BOB1, reply(invite, 180))
+    h.sent(ALICE)
+    h.tick(21)
+    assert 480 in h.statuses(ALICE)
+    assert h.last_request(BOB1, "CANCEL")
+    assert h.ended[0].end_cause == "no-answer"
+
+
+def test_callee_that_never_answers_times_out_as_408(h: Harness) -> None:
+    h.config = parse_config(
+        CONFIG.replace("no_answer_timeout = 20", "no_answer_timeout = 90"), Path(".")
+    )
+    h.call()
+    h.tick(40)  # Timer B = 64*T1 = 32 s
+    assert h.statuses(ALICE)[-1] == 480
+
+
+def test_cancel_before_answer(h: Harness) -> None:
+    h.call()
+    invite = h.last_request(BOB1, "INVITE")
+    h.response_from(BOB1, reply(invite, 180))
+    h.request_from(
+        ALICE,
+        "CANCEL sip:1002@voxedge.test SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKinv2;rport\r\nMax-Forwards: 70\r\n"
+        'From: "Alice" <sip:1001@voxedge.test>;tag=atag\r\nTo: <sip:1002@voxedge.test>\r\n'
+        "Call-ID: alice-call-1@10.1.1.1\r\nCSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n",
+    )
+    statuses = h.statuses(ALICE)
+    assert 200 in statuses and 487 in statuses
+    assert h.last_request(BOB1, "CANCEL")
+    (call,) = h.ended
+    assert (call.end_cause, call.hung_up_by, call.sip_code) == ("cancelled", "caller", 487)
+
+
+def test_cancel_of_nothing_gets_481(h: Harness) -> None:
+    h.request_from(
+        ALICE,
+        "CANCEL sip:1002@voxedge.test SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:7001;branch=z9hG4bKnone;rport\r\nMax-Forwards: 70\r\n"
+        "From: <sip:1001@voxedge.test>;tag=atag\r\nTo: <sip:1002@voxedge.test>\r\n"
+        "Call-ID: x\r\nCSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n",
+    )
+    assert h.statuses(ALICE) == [481]
+
+
+def test_media_failure_gives_503(h: Harness) -> None:
+    h.invite()
+    challenge = h.sent(ALICE)[-1]
+    assert isinstance(challenge, Response)
+    auth = authorization(
+        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
+    )
+    h._apply = lambda actions: h.wire.extend(
+        (a.flow, a.data) for a in actions if isinstance(a, Send)
+    )  # type: ignore[method-assign]
+    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2)
+    (call,) = h.b2bua.calls.values()
+    h._apply(h.b2bua.media_failed(call, h.now))
+    assert h.statuses(ALICE)[-1] == 503
+
+
+# ---------------------------------------------------------------------------- in the dialog
+
+
+def test_bye_from_callee_is_mirrored(h: Harness) -> None:
+    invite, _ = answered(h)
+    h.request_from(
+        BOB1, in_dialog("BYE", invite, from_caller=False, cseq=1, branch="z9hG4bKb1", via_port=7002)
+    )
+    assert h.statuses(BOB1) == [200]
+    bye = h.last_request(ALICE, "BYE")
+    assert bye.headers.get("Call-ID") == "alice-call-1@10.1.1.1"
+    (call,) = h.ended
+    assert (call.end_cause, call.hung_up_by, call.sip_code) == ("normal", "callee", 200)
+    assert not h.b2bua.calls
+
+
+def test_bye_from_caller_is_mirrored(h: Harness) -> None:
+    invite, ok = answered(h)
+    h.request_from(
+        ALICE, in_dialog("BYE", ok, from_caller=True, cseq=3, branch="z9hG4bKbye", via_port=7001)
+    )
+    assert h.statuses(ALICE) == [200]
+    bye = h.last_request(BOB1, "BYE")
+    assert bye.headers.get("Call-ID") == invite.headers.get("Call-ID")
+    assert h.ended[0].hung_up_by == "caller"
+
+
+def test_request_in_unknown_dialog_gets_481(h: Harness) -> None:
+    _invite, ok = answered(h)
+    h.request_from(
+        ALICE, in_dialog("BYE", ok, from_caller=True, cseq=3, branch="z9hG4bKbye", via_port=7001)
+    )
+    h.request_from(
+        ALICE, in_dialog("BYE", ok, from_caller=True, cseq=4, branch="z9hG4bKbye2", via_port=7001)
+    )
+    assert h.statuses(ALICE)[-1] == 481
+
+
+def test_reinvite_hold_and_resume_are_mirrored(h: Harness) -> None:
+    _invite, ok = answered(h)
+    h.request_from(
+        ALICE,
+        in_dialog(
+            "INVITE",
+            ok,
+            from_caller=True,
+            cseq=3,
+            branch="z9hG4bKh1",
+            via_port=7001,
+            body=sdp_with("sendonly"),
+        ),
+    )
+    reinvite = h.last_request(BOB1, "INVITE")
+    sdp = parse_sdp(reinvite.body)
+    assert sdp.media[0].direction == "sendonly" and sdp.media[0].port == PORTS["b"]
+    assert sdp.origin.session_version == 2  # RFC 3264 §8: changed, so one up
+    (call,) = h.b2bua.calls.values()
+    assert call.held
+    h.response_from(BOB1, reply(reinvite, 200, body=sdp_with("recvonly", ANSWER)))
+    assert h.last_request(BOB1, "ACK").headers.get("CSeq") == (
+        reinvite.headers.get("CSeq") or ""
+    ).replace("INVITE", "ACK")
+    back = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
+    assert back.status == 200 and parse_sdp(back.body).media[0].direction == "recvonly"
+    h.request_from(ALICE, ack_for(back, "z9hG4bKhack"))
+    h.request_from(
+        ALICE,
+        in_dialog(
+            "INVITE", ok, from_caller=True, cseq=4, branch="z9hG4bKh2", via_port=7001, body=OFFER
+        ),
+    )
+    assert not call.held
+    relatched = [a for a in h.actions if isinstance(a, MediaTarget) and a.relatch]
+    assert relatched and relatched[0].leg == "a"
+
+
+def test_glare_gets_491(h: Harness) -> None:
+    invite, ok = answered(h)
+    h.request_from(
+        ALICE,
+        in_dialog(
+            "INVITE",
+            ok,
+            from_caller=True,
+            cseq=3,
+            branch="z9hG4bKg1",
+            via_port=7001,
+            body=sdp_with("sendonly"),
+        ),
+    )
+    reinvite = h.last_request(BOB1, "INVITE")
+    h.request_from(
+        BOB1,
+        in_dialog(
+            "INVITE",
+            invite,
+            from_caller=False,
+            cseq=1,
+            branch="z9hG4bKg2",
+            via_port=7002,
+            body=ANSWER,
+        ),
+    )
+    assert h.statuses(BOB1)[-1] == 491
+    h.response_from(BOB1, reply(reinvite, 491))
+    assert h.statuses(ALICE)[-1] == 491  # RFC 3261 §14.1: the caller retries later
+
+
+def test_reinvite_without_offer_gets_our_last_sdp(h: Harness) -> None:
+    _, ok = answered(h)
+    h.request_from(
+        ALICE, in_dialog("INVITE", ok, from_caller=True, cseq=3, branch="z9hG4bKn1", via_port=7001)
+    )
+    back = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
+    assert back.status == 200 and back.body == ok.body
+    assert not [m for m in h.sent(BOB1) if isinstance(m, Request) and m.method == "INVITE"]
+
+
+def test_info_and_options_are_relayed(h: Harness) -> None:
+    invite, ok = answered(h)
+    h.request_from(
+        ALICE,
+        in_dialog("INFO", ok, from_caller=True, cseq=3, branch="z9hG4bKi1", via_port=7001,
+                  body="Signal=5\r\nDuration=160\r\n", content_type="application/dtmf-relay"),
+    )  # fmt: skip
+    info = h.last_request(BOB1, "INFO")
+    assert info.body == b"Signal=5\r\nDuration=160\r\n"
+    assert info.headers.get("Content-Type") == "application/dtmf-relay"
+    h.response_from(BOB1, reply(info, 200))
+    assert h.statuses(ALICE)[-1] == 200
+    h.request_from(
+        BOB1,
+        in_dialog("OPTIONS", invite, from_caller=False, cseq=1, branch="z9hG4bKo1", via_port=7002),
+    )
+    options = h.last_request(ALICE, "OPTIONS")
+    h.response_from(ALICE, reply(options, 200))
+    assert h.statuses(BOB1)[-1] == 200
+
+
+def test_relayed_request_answered_481_ends_the_call(h: Harness) -> None:
+    _invite, ok = answered(h)
+    h.request_from(
+        ALICE, in_dialog("OPTIONS", ok, from_caller=True, cseq=3, branch="z9hG4bKo2", via_port=7001)
+    )
+    h.response_from(BOB1, reply(h.last_request(BOB1, "OPTIONS"), 481))
+    sent = h.sent(ALICE)
+    assert [m.status for m in sent if isinstance(m, Response)] == [481]
+    assert [m.method for m in sent if isinstance(m, Request)] == ["BYE"]
+    assert h.ended[0].end_cause == "failed"
+
+
+def test_delayed_offer_answer_travels_in_the_ack(h: Harness) -> None:
+    h.call(body="")
+    invite = h.last_request(BOB1, "INVITE")
+    assert invite.body == b""
+    h.response_from(BOB1, reply(invite, 200, body=ANSWER))
+    assert not [m for m in h.sent(BOB1) if isinstance(m, Request) and m.method == "ACK"]
+    ok = [m for m in h.sent(ALICE) if isinstance(m, Response) and m.status == 200][-1]
+    assert parse_sdp(ok.body).media[0].port == PORTS["a"]
+    ack = ack_for(ok, "z9hG4bKdack").replace("Content-Length: 0\r\n\r\n", "")
+    ack += f"Content-Type: application/sdp\r\nContent-Length: {len(OFFER)}\r\n\r\n{OFFER}"
+    h.request_from(ALICE, ack)
+    ack_b = h.last_request(BOB1, "ACK")
+    assert parse_sdp(ack_b.body).media[0].port == PORTS["b"]
+
+
+def test_media_timeout_hangs_up_both_sides(h: Harness) -> None:
+    answered(h)
+    (call,) = h.b2bua.calls.values()
+    h._apply(h.b2bua.media_timeout(call, h.now))
+    assert h.last_request(ALICE, "BYE") and h.last_request(BOB1, "BYE")
+    assert (call.end_cause, call.hung_up_by) == ("media-timeout", "edge")
