@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from edge.outbox import Outbox
+
 ROOT = Path(__file__).resolve().parents[2]
 _LISTENER_RE = re.compile(r"^\s+(phones|trunks)\s+(udp|tcp|tls)\s+([\d.]+):(\d+)$")
 
@@ -61,6 +63,16 @@ class EdgeProcess:
     @property
     def cert(self) -> Path:
         return self.workdir / "tls" / "cert.pem"
+
+    def call_records(self, count: int = 1, timeout: float = 10.0) -> list[dict[str, object]]:
+        """The CDR payloads in the edge's outbox, once there are ``count`` (or at ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with Outbox(self.workdir / "data" / "cache.sqlite") as outbox:
+                records = [item.payload for item in outbox.pending(1000) if item.kind == "cdr"]
+            if len(records) >= count or time.monotonic() > deadline:
+                return records
+            time.sleep(0.1)
 
     def port(self, transport: str, side: str = "phones") -> int:
         return self.ports[(side, transport)]
