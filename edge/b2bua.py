@@ -19,12 +19,13 @@ edge never resolves or sends to a host a Contact names.
 from __future__ import annotations
 
 import contextlib
+import copy
 import heapq
 import itertools
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Literal
 from urllib.parse import unquote
@@ -32,7 +33,7 @@ from urllib.parse import unquote
 from edge.auth import PhoneAuth, Reject
 from edge.cdr import EndCause, HungUpBy
 from edge.config import EdgeConfig
-from edge.location import LocationService
+from edge.location import Binding, LocationService
 from edge.responses import ALLOW, finish, new_tag
 from media.offer_answer import addrtype_of, codec_map, is_unspecified, rewrite_for_relay
 from media.sdp import (
@@ -44,8 +45,17 @@ from media.sdp import (
     parse_sdp,
 )
 from sip.dialog import Dialog, DialogError, DialogId, build_cancel, dialog_id_for_request
+from sip.errors import SipParseError
 from sip.flow import Flow
-from sip.message import Request, Response, response_to
+from sip.message import REASONS, Request, Response, response_to
+from sip.refer import (
+    SIPFRAG_CONTENT_TYPE,
+    parse_refer_to,
+    refer_event,
+    sipfrag,
+    subscription_active,
+    subscription_terminated,
+)
 from sip.transaction import (
     ClientTransaction,
     Event,
@@ -114,6 +124,7 @@ class Leg:
         "media_address",
         "name",
         "offering",
+        "remote_sdp",
         "role",
         "sdp_id",
         "sdp_sent",
@@ -132,6 +143,7 @@ class Leg:
         self.sdp_version = 1
         self.sdp_sent: bytes | None = None
         self.media_address: tuple[str, int] | None = None  # from the leg's own SDP
+        self.remote_sdp: SessionDescription | None = None  # the leg's phone's latest SDP
         self.offering = False  # an INVITE/UPDATE with an offer is pending on this leg (§14.2)
         self.unacked: _Unacked | None = None  # a 2xx we sent this leg and retransmit (§13.3.1.4)
 
@@ -169,6 +181,7 @@ class Call:
         "b",
         "branches",
         "codec",
+        "departed",
         "end_cause",
         "ended",
         "held",
@@ -184,6 +197,7 @@ class Call:
         "state",
         "stream",
         "timers",
+        "transfer",
         "winner",
     )
 
@@ -212,6 +226,8 @@ class Call:
         self.hung_up_by: HungUpBy | None = None
         self.timers: list[_Timer] = []
         self.a_tag = new_tag()  # the caller's dialog: one To tag whatever the forks do
+        self.transfer: _Transfer | None = None
+        self.departed: list[Leg] = []  # transferors, until their BYE
 
     def other(self, leg: Leg) -> Leg:
         return self.b if leg is self.a else self.a
@@ -248,6 +264,18 @@ class _Relayed:
 class _Forked:
     call: Call
     branch: Branch
+    transfer: _Transfer | None = None
+
+
+@dataclass(slots=True)
+class _Transfer:
+    """A blind transfer (RFC 3515): ``transferor`` asked the edge to call ``target`` in its
+    place; NOTIFYs tell it how that goes (§2.4.4)."""
+
+    transferor: Leg
+    target: Leg
+    branches: dict[ClientTransaction, Branch] = field(default_factory=dict)
+    winner: Branch | None = None
 
 
 class _Timer:
@@ -377,7 +405,6 @@ class B2BUA:
         out: list[Action] = []
         if call.state is not CallState.SETUP:
             return out  # cancelled while the relay was being bound
-        config = self._config()
         body = b""
         if call.offer is not None:
             body = self._sdp_toward(call, call.b, call.offer)
@@ -385,18 +412,42 @@ class B2BUA:
         bindings = self._location.lookup(call.b.uri, now)
         if not bindings:
             return self._fail(call, 480, "Not registered", "failed", now, out)
-        identity = call.a.uri
         display = call.invite.headers.get("From") or ""
         name = display.split("<")[0].strip() if "<" in display else ""
         max_forwards = (self._max_forwards(call.invite) or 70) - 1
+        call.branches = self._fork(
+            call, call.b, call.a.uri, bindings, name, max_forwards, body, None, now, out
+        )
+        if not call.branches:
+            return self._fail(call, 503, "Service Unavailable", "failed", now, out)
+        call.b.flow = bindings[0].flow
+        return out
+
+    def _fork(
+        self,
+        call: Call,
+        target: Leg,
+        identity: str,
+        bindings: list[Binding],
+        display: str,
+        max_forwards: int,
+        body: bytes,
+        transfer: _Transfer | None,
+        now: float,
+        out: list[Action],
+    ) -> dict[ClientTransaction, Branch]:
+        """An INVITE to each of ``bindings`` (parallel forking), each a dialog of its own:
+        new Call-ID and tags, the edge's Via and Contact (topology hiding)."""
+        domain = self._config().edge.domain
+        branches: dict[ClientTransaction, Branch] = {}
         for binding in bindings:
             request = Request("INVITE", binding.contact.split("?")[0])
             headers = request.headers
             headers.add("Via", self._via(binding.flow))
             headers.add("Max-Forwards", str(max(max_forwards, 1)))
-            headers.add("From", f"{name} <{identity}>;tag={new_tag()}".lstrip())
-            headers.add("To", f"<{call.b.uri}>")
-            headers.add("Call-ID", f"{secrets.token_hex(12)}@{config.edge.domain}")
+            headers.add("From", f"{display} <{identity}>;tag={new_tag()}".lstrip())
+            headers.add("To", f"<{target.uri}>")
+            headers.add("Call-ID", f"{secrets.token_hex(12)}@{domain}")
             headers.add("CSeq", "1 INVITE")
             headers.add("Contact", self._contact(binding.flow))
             headers.add("Allow", ALLOW)
@@ -404,13 +455,10 @@ class B2BUA:
                 headers.add("Content-Type", SDP)
                 request.body = body
             branch = Branch(request, binding.flow)
-            txn = self._send(request, binding.flow, now, _Forked(call, branch), out)
+            txn = self._send(request, binding.flow, now, _Forked(call, branch, transfer), out)
             if txn is not None:
-                call.branches[txn] = branch
-        if not call.branches:
-            return self._fail(call, 503, "Service Unavailable", "failed", now, out)
-        call.b.flow = bindings[0].flow
-        return out
+                branches[txn] = branch
+        return branches
 
     def media_failed(self, call: Call, now: float) -> list[Action]:
         out: list[Action] = []
@@ -476,7 +524,11 @@ class B2BUA:
     ) -> list[Action]:
         out: list[Action] = []
         context = txn.context
-        if isinstance(context, _Forked):
+        if isinstance(context, _Forked) and context.transfer is not None:
+            self._transfer_response(
+                context.call, context.transfer, txn, context.branch, response, now, out
+            )
+        elif isinstance(context, _Forked):
             self._fork_response(context.call, txn, context.branch, response, now, out)
         elif isinstance(context, _Relayed):
             self._relayed_response(context, response, now, out)
@@ -577,7 +629,7 @@ class B2BUA:
         if call.offer is None:
             branch.ack_deferred = True  # §13.2.2.4: the answer comes in the caller's ACK
         else:
-            self._send_ack(call, branch, dialog, b"", now, out)
+            self._send_ack(branch, dialog, b.flow, b"", out)
         ok.headers.add("Allow", ALLOW)
         a_dialog = Dialog.from_uas(
             call.invite,
@@ -598,18 +650,18 @@ class B2BUA:
         log.info("call %s answered: %s -> %s", call.id, call.a.uri, call.b.uri)
 
     def _send_ack(
-        self, call: Call, branch: Branch, dialog: Dialog, body: bytes, now: float, out: list[Action]
+        self, branch: Branch, dialog: Dialog, flow: Flow, body: bytes, out: list[Action]
     ) -> None:
         cseq = int((branch.request.headers.get("CSeq") or "1").split()[0])
         ack = dialog.build_ack(
             cseq,
-            via=self._via(call.b.flow),
+            via=self._via(flow),
             body=body,
             content_type=SDP if body else None,
         )
         branch.ack = ack.to_bytes()
         branch.ack_deferred = False
-        out.append(Send(call.b.flow, branch.ack))
+        out.append(Send(flow, branch.ack))
 
     def _ack_and_bye(
         self, request: Request, response: Response, flow: Flow, now: float, out: list[Action]
@@ -691,9 +743,19 @@ class B2BUA:
             self._respond(txn, response_to(request, status), now, out, info.to.tag)
             return out
         method = request.method
+        if src is not call.a and src is not call.b:
+            # A transferor that has left the call: only its BYE is expected (RFC 5589 §6).
+            status = 200 if method == "BYE" else 481
+            self._respond(txn, response_to(request, status), now, out, info.to.tag)
+            if method == "BYE":
+                self._drop_departed(call, src)
+            return out
         if method == "BYE":
             self._respond(txn, response_to(request, 200), now, out, info.to.tag)
             self._hang_up(call, src, "normal", src.role, now, out)
+            return out
+        if method == "REFER":
+            self._refer(call, src, txn, request, info, now, out)
             return out
         dst = call.other(src)
         if call.state is not CallState.ANSWERED or dst.dialog is None:
@@ -788,7 +850,7 @@ class B2BUA:
                 body = self._sdp_toward(call, call.b, sdp)
                 self._learn_media(call, leg, sdp, False, out)
                 call.codec = _codec_name(sdp, call.stream)
-            self._send_ack(call, winner, call.b.dialog, body, now, out)
+            self._send_ack(winner, call.b.dialog, call.b.flow, body, out)
         elif sdp is not None:
             self._learn_media(call, leg, sdp, True, out)
 
@@ -841,6 +903,161 @@ class B2BUA:
             # §12.2.1.2: the far dialog is gone, so is the call.
             self._hang_up(call, dst, "failed", "edge", now, out)
 
+    # ------------------------------------------------------------------ transfer
+
+    def _refer(
+        self,
+        call: Call,
+        src: Leg,
+        txn: ServerTransaction,
+        request: Request,
+        info: RequestInfo,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        """Blind transfer (RFC 3515): ``src`` asks the edge to put a new callee in its place."""
+        tag = info.to.tag
+        if call.state is not CallState.ANSWERED or call.transfer is not None:
+            out.extend(self._refuse(txn, request, 491, "Transfer in progress", now, tag))
+            return
+        values = request.headers.values("Refer-To")
+        if len(values) != 1:  # RFC 3515 §2.4.1: exactly one Refer-To
+            out.extend(self._refuse(txn, request, 400, "REFER needs one Refer-To", now, tag))
+            return
+        try:
+            target = parse_refer_to(values[0])
+        except SipParseError as exc:
+            out.extend(self._refuse(txn, request, 400, exc.reason, now, tag))
+            return
+        if target.replaces is not None:
+            out.extend(self._refuse(txn, request, 501, "Attended transfer not served", now, tag))
+            return
+        config = self._config()
+        uri = target.parsed
+        settings = config.edge
+        if not isinstance(uri, SipUri) or uri.host not in (settings.domain, settings.advertise):
+            # The edge routes only to its own phones: never to a host a REFER names.
+            self._reject("NO_ROUTE", txn.flow, f"REFER to {target.uri}")
+            out.extend(self._refuse(txn, request, 403, "Transfer target not served", now, tag))
+            return
+        phone = config.phone_by_extension(unquote(uri.user or ""))
+        if phone is None:
+            out.extend(self._refuse(txn, request, 404, "No such extension", now, tag))
+            return
+        aor = f"sip:{phone.extension}@{settings.domain}"
+        bindings = self._location.lookup(aor, now)
+        if not bindings:
+            out.extend(self._refuse(txn, request, 480, "Not registered", now, tag))
+            return
+        accepted = response_to(request, 202)  # §2.4.2
+        accepted.headers.add("Contact", self._contact(src.flow))
+        self._respond(txn, accepted, now, out, tag)
+        self._notify(src, 100, "Trying", False, now, out)  # §2.4.4: the first NOTIFY
+        other = call.other(src)
+        new = Leg(src.name, bindings[0].flow, aor)
+        body = b""
+        if other.remote_sdp is not None:
+            body = self._sdp_toward(call, new, _sendrecv(other.remote_sdp))
+        transfer = _Transfer(src, new)
+        transfer.branches = self._fork(
+            call, new, other.uri, bindings, "", 70, body, transfer, now, out
+        )
+        if transfer.branches:
+            call.transfer = transfer
+            log.info("call %s: %s transfers to %s", call.id, src.uri, aor)
+        else:
+            self._notify(src, 503, "Service Unavailable", True, now, out)
+
+    def _transfer_response(
+        self,
+        call: Call,
+        transfer: _Transfer,
+        txn: ClientTransaction,
+        branch: Branch,
+        response: Response,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        status = response.status
+        if status < 200:
+            branch.provisional = True
+            if branch.cancel:
+                self._send_cancel(branch, now, out)
+            return
+        if status >= 300:
+            branch.done = True
+            branch.status = status
+            if call.transfer is transfer and all(b.done for b in transfer.branches.values()):
+                call.transfer = None
+                code, _, _ = _caller_status([b.status for b in transfer.branches.values()])
+                self._notify(transfer.transferor, code, REASONS.get(code, "Failed"), True, now, out)
+            return
+        if transfer.winner is branch:
+            if branch.ack:
+                out.append(Send(txn.flow, branch.ack))
+            return
+        if transfer.winner is not None or call.transfer is not transfer:
+            self._ack_and_bye(branch.request, response, txn.flow, now, out)
+            return
+        try:
+            dialog = Dialog.from_uac(branch.request, response)
+            sdp = _sdp_of(response) if response.body else None
+        except (DialogError, _BadBody):
+            self._ack_and_bye(branch.request, response, txn.flow, now, out)
+            branch.done = True
+            branch.status = 502
+            return
+        transfer.winner = branch
+        call.transfer = None
+        new, old = transfer.target, transfer.transferor
+        new.flow = txn.flow
+        new.dialog = dialog
+        self._dialogs[dialog.id] = (call, new)
+        self._send_ack(branch, dialog, txn.flow, b"", out)
+        for other_branch in transfer.branches.values():
+            if other_branch is not branch and not other_branch.done:
+                if other_branch.provisional:
+                    self._send_cancel(other_branch, now, out)
+                else:
+                    other_branch.cancel = True
+        if old is call.a:
+            call.a = new
+        else:
+            call.b = new
+        call.departed.append(old)
+        if sdp is not None:
+            self._learn_media(call, new, sdp, True, out)
+            call.codec = _codec_name(sdp, call.stream) or call.codec
+        call.media_since = now
+        self._notify(old, 200, "OK", True, now, out)
+        log.info("call %s: transferred to %s", call.id, new.uri)
+
+    def _notify(
+        self, leg: Leg, status: int, reason: str, final: bool, now: float, out: list[Action]
+    ) -> None:
+        """The REFER's progress to the transferor as message/sipfrag (RFC 3515 §2.4.4-5)."""
+        if leg.dialog is None:
+            return
+        state = subscription_terminated() if final else subscription_active(60)
+        try:
+            notify = leg.dialog.build_request(
+                "NOTIFY",
+                via=self._via(leg.flow),
+                body=sipfrag(status, reason),
+                content_type=SIPFRAG_CONTENT_TYPE,
+                extra_headers=[("Event", refer_event()), ("Subscription-State", state)],
+            )
+        except DialogError:
+            return
+        self._send(notify, leg.flow, now, _IGNORE, out)
+
+    def _drop_departed(self, call: Call, leg: Leg) -> None:
+        if leg in call.departed:
+            call.departed.remove(leg)
+        if leg.dialog is not None:
+            leg.dialog.terminate()
+            self._dialogs.pop(leg.dialog.id, None)
+
     # ------------------------------------------------------------------ hanging up
 
     def media_timeout(self, call: Call, now: float) -> list[Action]:
@@ -866,7 +1083,7 @@ class B2BUA:
             # A caller's BYE in an early dialog is a CANCEL (§15).
             self._fail(call, 487, None, "cancelled", now, out)
             return
-        for leg in (call.a, call.b):
+        for leg in (call.a, call.b, *call.departed):
             if leg is source or leg.dialog is None or not leg.dialog.is_confirmed:
                 continue
             try:
@@ -895,7 +1112,7 @@ class B2BUA:
         for timer in call.timers:
             timer.cancelled = True
         call.timers.clear()
-        for leg in (call.a, call.b):
+        for leg in (call.a, call.b, *call.departed):
             leg.unacked = None
             if leg.dialog is not None:
                 leg.dialog.terminate()
@@ -1007,6 +1224,7 @@ class B2BUA:
         if media.port != 0 and connection is not None and not is_unspecified(connection):
             address = (connection.address, media.port)
         leg.media_address = address
+        leg.remote_sdp = sdp
         out.append(MediaTarget(call, leg.name, address, relatch))
 
 
@@ -1050,6 +1268,15 @@ def _held(sdp: SessionDescription) -> bool:
         effective_direction(sdp, m) != "sendrecv" or is_unspecified(connection_for(sdp, m))
         for m in active
     )
+
+
+def _sendrecv(sdp: SessionDescription) -> SessionDescription:
+    """A copy of ``sdp`` offering two-way media: a transfer target is not put on hold."""
+    out = copy.deepcopy(sdp)
+    for media in out.media:
+        if media.port != 0:
+            media.set_direction("sendrecv")
+    return out
 
 
 def _codec_name(sdp: SessionDescription, stream: int) -> str | None:

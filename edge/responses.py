@@ -8,7 +8,9 @@ from sip.message import Response
 
 SERVER_HEADER = "VoxEdge"
 # RFC 3261 §20.5: the methods the edge serves (OPTIONS answers and 405s list them).
-ALLOWED_METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "UPDATE")
+ALLOWED_METHODS = (
+    *("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "UPDATE", "REFER"),
+)
 ALLOW = ", ".join(ALLOWED_METHODS)
 
 

@@ -741,3 +741,90 @@ def test_media_timeout_hangs_up_both_sides(h: Harness) -> None:
     h._apply(h.b2bua.media_timeout(call, h.now))
     assert h.last_request(ALICE, "BYE") and h.last_request(BOB1, "BYE")
     assert (call.end_cause, call.hung_up_by) == ("media-timeout", "edge")
+
+
+# ---------------------------------------------------------------------------- transfer
+
+CAROL = BOB2
+
+
+def refer(h: Harness, invite: Request, target: str, cseq: int = 2) -> None:
+    """The callee (BOB1) asks the edge to transfer the caller to ``target``."""
+    text = in_dialog(
+        "REFER", invite, from_caller=False, cseq=cseq, branch=f"z9hG4bKr{cseq}", via_port=7002
+    )
+    text = text.replace("Content-Length", f"Refer-To: <{target}>\r\nContent-Length")
+    h.request_from(BOB1, text)
+
+
+def test_blind_transfer_puts_the_target_in_the_transferors_place(h: Harness) -> None:
+    h.register("1003", CAROL, user="carol")
+    invite, _ = answered(h)
+    refer(h, invite, "sip:1003@voxedge.test")
+    to_bob = h.sent(BOB1)
+    assert [m.status for m in to_bob if isinstance(m, Response)] == [202]
+    (trying,) = [m for m in to_bob if isinstance(m, Request) and m.method == "NOTIFY"]
+    assert trying.method == "NOTIFY" and trying.body == b"SIP/2.0 100 Trying\r\n"
+    assert trying.headers.get("Event") == "refer"
+    assert (trying.headers.get("Subscription-State") or "").startswith("active")
+    h.response_from(BOB1, reply(trying, 200))
+    to_carol = h.last_request(CAROL, "INVITE")
+    assert (to_carol.headers.get("From") or "").startswith("<sip:1001@voxedge.test>")
+    assert parse_sdp(to_carol.body).media[0].port == PORTS["b"]
+    h.response_from(CAROL, reply(to_carol, 180, tag="c1", contact="sip:carol@127.0.0.1:7003"))
+    h.response_from(
+        CAROL, reply(to_carol, 200, tag="c1", body=ANSWER, contact="sip:carol@127.0.0.1:7003")
+    )
+    assert h.last_request(CAROL, "ACK")
+    done = h.last_request(BOB1, "NOTIFY")
+    assert done.body == b"SIP/2.0 200 OK\r\n"
+    assert (done.headers.get("Subscription-State") or "").startswith("terminated")
+    relatched = [a for a in h.actions if isinstance(a, MediaTarget) and a.relatch]
+    assert relatched[-1].leg == "b"
+    # The transferor leaves; the call goes on between Alice and Carol.
+    h.request_from(
+        BOB1, in_dialog("BYE", invite, from_caller=False, cseq=3, branch="z9hG4bKbb", via_port=7002)
+    )
+    assert h.statuses(BOB1) == [200]
+    assert not h.ended and h.sent(ALICE) == []
+    carol_dialog = to_carol
+    bye = in_dialog(
+        "BYE", carol_dialog, from_caller=False, cseq=1, branch="z9hG4bKcb", via_port=7003
+    )
+    h.request_from(CAROL, bye.replace("tag=btag", "tag=c1"))
+    assert h.last_request(ALICE, "BYE")
+    (call,) = h.ended
+    assert call.hung_up_by == "callee" and call.b.uri == "sip:1003@voxedge.test"
+
+
+def test_failed_blind_transfer_reports_and_keeps_the_call(h: Harness) -> None:
+    h.register("1003", CAROL, user="carol")
+    invite, _ = answered(h)
+    refer(h, invite, "sip:1003@voxedge.test")
+    h.sent(BOB1)
+    h.response_from(CAROL, reply(h.last_request(CAROL, "INVITE"), 486, tag="c1"))
+    notify = h.last_request(BOB1, "NOTIFY")
+    assert notify.body == b"SIP/2.0 486 Busy Here\r\n"
+    (call,) = h.b2bua.calls.values()
+    assert call.state is CallState.ANSWERED and call.b.uri == "sip:1002@voxedge.test"
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [("sip:1999@voxedge.test", 404), ("sip:1003@voxedge.test", 480),
+     ("sip:1003@evil.example", 403),
+     ("sip:1003@voxedge.test?Replaces=a%3Bto-tag%3Db%3Bfrom-tag%3Dc", 501)],
+)  # fmt: skip
+def test_refer_refusals(h: Harness, target: str, status: int) -> None:
+    invite, _ = answered(h)
+    refer(h, invite, target)
+    assert h.statuses(BOB1) == [status]
+
+
+def test_refer_without_refer_to_gets_400(h: Harness) -> None:
+    invite, _ = answered(h)
+    h.request_from(
+        BOB1,
+        in_dialog("REFER", invite, from_caller=False, cseq=2, branch="z9hG4bKr", via_port=7002),
+    )
+    assert h.statuses(BOB1) == [400]
