@@ -34,7 +34,7 @@ from edge.auth import PhoneAuth, Reject
 from edge.cdr import EndCause, HungUpBy
 from edge.config import EdgeConfig
 from edge.location import Binding, LocationService
-from edge.responses import ALLOW, finish, new_tag
+from edge.responses import ALLOW, SUPPORTED, finish, new_tag
 from media.offer_answer import addrtype_of, codec_map, is_unspecified, rewrite_for_relay
 from media.sdp import (
     Origin,
@@ -55,6 +55,17 @@ from sip.refer import (
     sipfrag,
     subscription_active,
     subscription_terminated,
+)
+from sip.session_timer import (
+    REASON_422,
+    STATUS_422,
+    Negotiated,
+    Refresher,
+    SessionTimer,
+    UacOffer,
+    uac_offer,
+    uac_process_2xx,
+    uas_negotiate,
 )
 from sip.transaction import (
     ClientTransaction,
@@ -129,6 +140,8 @@ class Leg:
         "sdp_id",
         "sdp_sent",
         "sdp_version",
+        "session",
+        "session_fire",
         "unacked",
         "uri",
     )
@@ -146,6 +159,8 @@ class Leg:
         self.remote_sdp: SessionDescription | None = None  # the leg's phone's latest SDP
         self.offering = False  # an INVITE/UPDATE with an offer is pending on this leg (§14.2)
         self.unacked: _Unacked | None = None  # a 2xx we sent this leg and retransmit (§13.3.1.4)
+        self.session = SessionTimer()  # RFC 4028, run per leg: the edge ends each leg's timer
+        self.session_fire: _Timer | None = None
 
 
 class Branch:
@@ -176,6 +191,7 @@ class Branch:
 class Call:
     __slots__ = (
         "a",
+        "a_session",
         "a_tag",
         "answered",
         "b",
@@ -191,11 +207,13 @@ class Call:
         "invite_txn",
         "media_ports",
         "media_since",
+        "no_answer",
         "offer",
         "sip_code",
         "started",
         "state",
         "stream",
+        "timer_headers",
         "timers",
         "transfer",
         "winner",
@@ -224,8 +242,11 @@ class Call:
         self.end_cause: EndCause = "normal"
         self.sip_code = 0
         self.hung_up_by: HungUpBy | None = None
-        self.timers: list[_Timer] = []
+        self.timers: list[_Timer] = []  # every timer of the call, cancelled when it ends
+        self.no_answer: _Timer | None = None
         self.a_tag = new_tag()  # the caller's dialog: one To tag whatever the forks do
+        self.timer_headers: tuple[tuple[str, str], ...] = ()  # RFC 4028 §9, for the caller's 2xx
+        self.a_session: Negotiated | None = None
         self.transfer: _Transfer | None = None
         self.departed: list[Leg] = []  # transferors, until their BYE
 
@@ -278,6 +299,14 @@ class _Transfer:
     winner: Branch | None = None
 
 
+@dataclass(slots=True)
+class _Refresh:
+    """A session refresh the edge sent to ``leg`` (RFC 4028 §7.4)."""
+
+    call: Call
+    leg: Leg
+
+
 class _Timer:
     __slots__ = ("cancelled", "fire")
 
@@ -323,6 +352,8 @@ class B2BUA:
         self, call: Call, deadline: float, fire: Callable[[float, list[Action]], None]
     ) -> _Timer:
         timer = _Timer(fire)
+        if len(call.timers) >= 8:  # fired and cancelled ones go: a long call re-arms often
+            call.timers[:] = [t for t in call.timers if not t.cancelled]
         call.timers.append(timer)
         heapq.heappush(self._heap, (deadline, next(self._seq), timer))
         return timer
@@ -371,6 +402,17 @@ class B2BUA:
             return self._refuse(txn, request, 480, "Not registered", now)
         if info.max_forwards == 0:
             return self._refuse(txn, request, 483, None, now)  # RFC 3261 §16.3 item 2
+        try:
+            timer = uas_negotiate(request.headers)
+        except SipParseError as exc:
+            self._reject("BAD_REQUEST", flow, exc.reason)
+            return self._refuse(txn, request, 400, exc.reason, now)
+        if timer.reject:  # RFC 4028 §9: below our Min-SE
+            response = response_to(request, STATUS_422, REASON_422)
+            for name, value in timer.headers:
+                response.headers.add(name, value)
+            self._respond(txn, response, now, out)
+            return out
         offer: SessionDescription | None = None
         stream = 0
         if request.body:
@@ -393,10 +435,12 @@ class B2BUA:
         call = Call(request, txn, a, b, self._wall())
         call.offer = offer
         call.stream = stream
+        call.timer_headers = timer.headers
+        call.a_session = timer.negotiated
         txn.context = call
         self.calls[call.id] = call
         deadline = now + config.edge.no_answer_timeout
-        self._at(call, deadline, lambda t, o: self._no_answer(call, t, o))
+        call.no_answer = self._at(call, deadline, lambda t, o: self._no_answer(call, t, o))
         out.append(OpenMedia(call))
         return out
 
@@ -451,6 +495,8 @@ class B2BUA:
             headers.add("CSeq", "1 INVITE")
             headers.add("Contact", self._contact(binding.flow))
             headers.add("Allow", ALLOW)
+            for name, value in uac_offer().headers():  # RFC 4028 §7.1
+                headers.add(name, value)
             if body:
                 headers.add("Content-Type", SDP)
                 request.body = body
@@ -532,6 +578,8 @@ class B2BUA:
             self._fork_response(context.call, txn, context.branch, response, now, out)
         elif isinstance(context, _Relayed):
             self._relayed_response(context, response, now, out)
+        elif isinstance(context, _Refresh):
+            self._refresh_response(context, txn, response, now, out)
         return out
 
     def handle_failure(self, txn: ClientTransaction, now: float) -> list[Action]:
@@ -631,6 +679,12 @@ class B2BUA:
         else:
             self._send_ack(branch, dialog, b.flow, b"", out)
         ok.headers.add("Allow", ALLOW)
+        ok.headers.add("Supported", SUPPORTED)
+        for name, value in call.timer_headers:
+            ok.headers.add(name, value)
+        if call.a_session is not None:
+            self._run_session(call, call.a, call.a_session, now)
+        self._uac_session(call, b, response, now)
         a_dialog = Dialog.from_uas(
             call.invite,
             ok,
@@ -643,9 +697,8 @@ class B2BUA:
         call.answered = self._wall()
         call.media_since = now
         call.sip_code = 200
-        for timer in call.timers:
-            timer.cancelled = True  # the no-answer timer
-        call.timers.clear()
+        if call.no_answer is not None:
+            call.no_answer.cancelled = True
         self._send_2xx(call, call.a, call.invite_txn, ok, now, out)
         log.info("call %s answered: %s -> %s", call.id, call.a.uri, call.b.uri)
 
@@ -788,6 +841,8 @@ class B2BUA:
         elif request.body:
             body = request.body
         extra = [(n, v) for n in _RELAYED_HEADERS for v in request.headers.get_all(n)]
+        if method in ("INVITE", "UPDATE"):
+            extra += _refresh_headers(dst)  # RFC 4028 §7.4: each leg keeps its own timer
         try:
             relayed = dst.dialog.build_request(
                 method,
@@ -888,6 +943,9 @@ class B2BUA:
         tag = src.dialog.id.local_tag if src.dialog is not None else None
         if status >= 200:
             src.offering = False
+        if 200 <= status < 300 and method in ("INVITE", "UPDATE"):
+            self._uac_session(call, dst, response, now)
+            self._uas_session(call, src, request, back, now)
         if method == "INVITE" and 200 <= status < 300:
             if dst.dialog is not None:
                 cseq = int((response.headers.get("CSeq") or "0").split()[0])
@@ -902,6 +960,110 @@ class B2BUA:
         if status in (408, 481):
             # §12.2.1.2: the far dialog is gone, so is the call.
             self._hang_up(call, dst, "failed", "edge", now, out)
+
+    # ------------------------------------------------------------------ session timers
+
+    def _run_session(self, call: Call, leg: Leg, terms: Negotiated, now: float) -> None:
+        """(Re)start ``leg``'s RFC 4028 timer and its one heap entry."""
+        leg.session.start(terms.interval, terms.we_refresh, now)
+        self._arm_session(call, leg)
+
+    def _arm_session(self, call: Call, leg: Leg) -> None:
+        if leg.session_fire is not None:
+            leg.session_fire.cancelled = True
+            leg.session_fire = None
+        deadline = leg.session.next_deadline()
+        if deadline is not None:
+            leg.session_fire = self._at(
+                call, deadline, lambda t, o: self._session_due(call, leg, t, o)
+            )
+
+    def _uac_session(self, call: Call, leg: Leg, response: Response, now: float) -> None:
+        """The terms a leg's 2xx sets when the edge sent the INVITE/UPDATE (§7.2)."""
+        try:
+            terms = uac_process_2xx(response.headers)
+        except SipParseError:
+            terms = None
+        if terms is None:
+            leg.session.stop()
+            self._arm_session(call, leg)
+        else:
+            self._run_session(call, leg, terms, now)
+
+    def _uas_session(
+        self, call: Call, leg: Leg, request: Request, response: Response, now: float
+    ) -> None:
+        """The terms of a refresh the leg sent us, into our 2xx (§9)."""
+        try:
+            decision = uas_negotiate(request.headers)
+        except SipParseError:
+            return
+        if decision.reject:
+            return  # a refresh below our minimum: keep the old terms rather than fail the call
+        for name, value in decision.headers:
+            response.headers.add(name, value)
+        if decision.negotiated is None:
+            leg.session.stop()
+            self._arm_session(call, leg)
+        else:
+            self._run_session(call, leg, decision.negotiated, now)
+
+    def _session_due(self, call: Call, leg: Leg, now: float, out: list[Action]) -> None:
+        leg.session_fire = None
+        if call.state is not CallState.ANSWERED or leg not in (call.a, call.b):
+            return
+        due = leg.session.due(now)
+        if due == "expire":
+            log.info("call %s: session timer of the %s expired", call.id, leg.role)
+            self._hang_up(call, None, "failed", "edge", now, out)
+            return
+        if due == "refresh" and not leg.offering and leg.unacked is None:
+            self._refresh(call, leg, now, out)
+        self._arm_session(call, leg)
+
+    def _refresh(self, call: Call, leg: Leg, now: float, out: list[Action]) -> None:
+        """A session refresh (§7.4): a re-INVITE with the SDP this leg already has, so
+        nothing changes but the timer."""
+        if leg.dialog is None or leg.sdp_sent is None:
+            return
+        try:
+            request = leg.dialog.build_request(
+                "INVITE",
+                via=self._via(leg.flow),
+                body=leg.sdp_sent,
+                content_type=SDP,
+                extra_headers=_refresh_headers(leg),
+            )
+        except DialogError:
+            return
+        leg.offering = True
+        if self._send(request, leg.flow, now, _Refresh(call, leg), out) is None:
+            leg.offering = False
+
+    def _refresh_response(
+        self,
+        refresh: _Refresh,
+        txn: ClientTransaction,
+        response: Response,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        call, leg = refresh.call, refresh.leg
+        if response.status < 200 or call.state is CallState.ENDED:
+            return
+        leg.offering = False
+        if leg.dialog is None:
+            return
+        with contextlib.suppress(DialogError):
+            leg.dialog.update_from_response(response)
+        if response.status >= 300:
+            if response.status in (408, 481):
+                self._hang_up(call, None, "failed", "edge", now, out)
+            return  # the timer runs on: no refresh by the deadline ends the call (§10)
+        cseq = int((response.headers.get("CSeq") or "0").split()[0])
+        ack = leg.dialog.build_ack(cseq, via=self._via(leg.flow))
+        out.append(Send(txn.flow, ack.to_bytes()))
+        self._uac_session(call, leg, response, now)
 
     # ------------------------------------------------------------------ transfer
 
@@ -1114,6 +1276,7 @@ class B2BUA:
         call.timers.clear()
         for leg in (call.a, call.b, *call.departed):
             leg.unacked = None
+            leg.session.stop()
             if leg.dialog is not None:
                 leg.dialog.terminate()
                 self._dialogs.pop(leg.dialog.id, None)
@@ -1268,6 +1431,16 @@ def _held(sdp: SessionDescription) -> bool:
         effective_direction(sdp, m) != "sendrecv" or is_unspecified(connection_for(sdp, m))
         for m in active
     )
+
+
+def _refresh_headers(leg: Leg) -> list[tuple[str, str]]:
+    """Session-timer headers of a request the edge sends ``leg`` in its dialog (§7.4): our
+    terms, with the refresher as the leg's running timer has it."""
+    session = leg.session
+    if not session.running or session.interval is None:
+        return uac_offer().headers()
+    refresher: Refresher = "uac" if session.we_refresh else "uas"
+    return UacOffer(int(session.interval), refresher=refresher).headers()
 
 
 def _sendrecv(sdp: SessionDescription) -> SessionDescription:

@@ -12,6 +12,9 @@ ALLOWED_METHODS = (
     *("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "UPDATE", "REFER"),
 )
 ALLOW = ", ".join(ALLOWED_METHODS)
+# Option tags the edge supports (RFC 3261 §20.37): session timers (RFC 4028).
+SUPPORTED_EXTENSIONS = frozenset(("timer",))
+SUPPORTED = ", ".join(sorted(SUPPORTED_EXTENSIONS))
 
 
 def finish(response: Response, to_tag: str | None = None) -> None:

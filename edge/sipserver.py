@@ -28,7 +28,7 @@ from edge.location import LocationService
 from edge.outbox import Outbox
 from edge.registrar import Registrar
 from edge.rejections import RejectionLog
-from edge.responses import ALLOW, finish
+from edge.responses import ALLOW, SUPPORTED, SUPPORTED_EXTENSIONS, finish
 from edge.timers import EngineTimer
 from sip.digest import DigestAuthenticator
 from sip.errors import SipParseError
@@ -401,9 +401,13 @@ class SipService:
         if side == TRUNKS:
             self._reject("ACL_DENY", flow, method)
             return response_to(request, 403, "No trunk admits this source")
-        required = [tag for tag in request.headers.values("Require") if tag]
+        required = [
+            tag
+            for tag in request.headers.values("Require")
+            if tag and tag.lower() not in SUPPORTED_EXTENSIONS
+        ]
         if required and method != "CANCEL":
-            # RFC 3261 §8.2.2.3: we support no extensions yet.
+            # RFC 3261 §8.2.2.3: an extension we do not support.
             self._reject("BAD_EXTENSION", flow, method)
             response = response_to(request, 420)
             response.headers.add("Unsupported", ", ".join(required))
@@ -485,5 +489,5 @@ def _capabilities(response: Response) -> Response:
     response.headers.add("Allow", ALLOW)
     response.headers.add("Accept", "application/sdp")
     response.headers.add("Accept-Encoding", "identity")
-    response.headers.add("Supported", "")
+    response.headers.add("Supported", SUPPORTED)
     return response

@@ -828,3 +828,69 @@ def test_refer_without_refer_to_gets_400(h: Harness) -> None:
         in_dialog("REFER", invite, from_caller=False, cseq=2, branch="z9hG4bKr", via_port=7002),
     )
     assert h.statuses(BOB1) == [400]
+
+
+# ---------------------------------------------------------------------------- session timers
+
+
+def test_session_interval_below_min_se_gets_422(h: Harness) -> None:
+    h.invite()
+    challenge = h.sent(ALICE)[-1]
+    assert isinstance(challenge, Response)
+    auth = authorization(
+        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
+    )
+    h.invite(
+        auth=auth, branch="z9hG4bKinv2", cseq=2, extra="Supported: timer\r\nSession-Expires: 60"
+    )
+    (response,) = [m for m in h.sent(ALICE) if isinstance(m, Response) and m.status >= 200]
+    assert response.status == 422 and response.headers.get("Min-SE") == "90"
+
+
+def test_session_timers_are_negotiated_per_leg_and_refreshed(h: Harness) -> None:
+    h.invite()
+    challenge = h.sent(ALICE)[-1]
+    assert isinstance(challenge, Response)
+    auth = authorization(
+        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
+    )
+    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2,
+             extra="Supported: timer\r\nSession-Expires: 1800;refresher=uac")  # fmt: skip
+    invite = h.last_request(BOB1, "INVITE")
+    assert invite.headers.get("Supported") == "timer"
+    assert invite.headers.get("Session-Expires") is not None
+    # The callee picks 120 s and has the edge (its UAC) refresh.
+    response = reply(invite, 200, body=ANSWER).replace(
+        "Content-Type", "Require: timer\r\nSession-Expires: 120;refresher=uac\r\nContent-Type"
+    )
+    h.response_from(BOB1, response)
+    ok = [m for m in h.sent(ALICE) if isinstance(m, Response) and m.status == 200][-1]
+    assert ok.headers.get("Session-Expires") == "1800;refresher=uac"
+    assert ok.headers.get("Require") == "timer"
+    h.request_from(ALICE, ack_for(ok, "z9hG4bKack1"))
+    h.sent(BOB1)
+    h.tick(61)  # RFC 4028 §10: the refresher refreshes at half the interval
+    refresh = h.last_request(BOB1, "INVITE")
+    assert refresh.body == invite.body  # same SDP, same o= version: nothing changes
+    h.response_from(BOB1, reply(refresh, 200, body=ANSWER).replace(
+        "Content-Type", "Session-Expires: 120;refresher=uac\r\nContent-Type"))  # fmt: skip
+    assert h.last_request(BOB1, "ACK")
+    assert not h.ended
+
+
+def test_session_expires_without_refresh_ends_the_call(h: Harness) -> None:
+    h.invite()
+    challenge = h.sent(ALICE)[-1]
+    assert isinstance(challenge, Response)
+    auth = authorization(
+        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
+    )
+    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2,
+             extra="Supported: timer\r\nSession-Expires: 90;refresher=uac")  # fmt: skip
+    invite = h.last_request(BOB1, "INVITE")
+    h.response_from(BOB1, reply(invite, 200, body=ANSWER))
+    ok = [m for m in h.sent(ALICE) if isinstance(m, Response) and m.status == 200][-1]
+    h.request_from(ALICE, ack_for(ok, "z9hG4bKack1"))
+    h.tick(100)  # the caller never refreshed: BYE at 90 - 30 s (§10)
+    assert h.last_request(ALICE, "BYE") and h.last_request(BOB1, "BYE")
+    assert h.ended[0].end_cause == "failed"
