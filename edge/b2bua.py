@@ -65,6 +65,7 @@ from sip.session_timer import (
     UacOffer,
     uac_offer,
     uac_process_2xx,
+    uac_retry_after_422,
     uas_negotiate,
 )
 from sip.transaction import (
@@ -175,6 +176,7 @@ class Branch:
         "provisional",
         "request",
         "status",
+        "timer_offer",
     )
 
     def __init__(self, request: Request, flow: Flow) -> None:
@@ -186,6 +188,7 @@ class Branch:
         self.status = 0  # its final response
         self.ack: bytes = b""  # the ACK for its 2xx, re-sent when the 2xx is
         self.ack_deferred = False  # delayed offer: ACK waits for the caller's answer
+        self.timer_offer = uac_offer()  # its session-timer request (RFC 4028 §7.1)
 
 
 class Call:
@@ -495,12 +498,12 @@ class B2BUA:
             headers.add("CSeq", "1 INVITE")
             headers.add("Contact", self._contact(binding.flow))
             headers.add("Allow", ALLOW)
-            for name, value in uac_offer().headers():  # RFC 4028 §7.1
+            branch = Branch(request, binding.flow)
+            for name, value in branch.timer_offer.headers():  # RFC 4028 §7.1
                 headers.add(name, value)
             if body:
                 headers.add("Content-Type", SDP)
                 request.body = body
-            branch = Branch(request, binding.flow)
             txn = self._send(request, binding.flow, now, _Forked(call, branch, transfer), out)
             if txn is not None:
                 branches[txn] = branch
@@ -603,6 +606,8 @@ class B2BUA:
             elif status > 100 and call.state is CallState.SETUP:
                 self._early(call, response, now, out)
             return
+        if status == STATUS_422 and self._retry_422(call, txn, branch, response, now, out):
+            return
         if status >= 300:
             branch.done = True
             branch.status = status
@@ -618,6 +623,37 @@ class B2BUA:
             self._ack_and_bye(branch.request, response, txn.flow, now, out)
             return
         self._answered(call, txn, branch, response, now, out)
+
+    def _retry_422(
+        self,
+        call: Call,
+        txn: ClientTransaction,
+        branch: Branch,
+        response: Response,
+        now: float,
+        out: list[Action],
+    ) -> bool:
+        """RFC 4028 §7.3: the callee wants a longer session interval; ask again with it."""
+        if call.state is not CallState.SETUP or branch.cancel:
+            return False
+        try:
+            branch.timer_offer = uac_retry_after_422(branch.timer_offer, response.headers)
+        except SipParseError:
+            return False
+        request = copy.deepcopy(branch.request)
+        headers = request.headers
+        headers.set("Via", self._via(branch.flow))
+        number = int((headers.get("CSeq") or "1").split()[0]) + 1
+        headers.set("CSeq", f"{number} INVITE")
+        for name, value in branch.timer_offer.headers():
+            headers.set(name, value)
+        branch.request = request
+        del call.branches[txn]
+        retry = self._send(request, branch.flow, now, _Forked(call, branch), out)
+        if retry is None:
+            return False
+        call.branches[retry] = branch
+        return True
 
     def _early(self, call: Call, response: Response, now: float, out: list[Action]) -> None:
         """180/183 to the caller (RFC 3261 §13.3.1.1), with the callee's early media SDP."""

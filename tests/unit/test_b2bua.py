@@ -894,3 +894,17 @@ def test_session_expires_without_refresh_ends_the_call(h: Harness) -> None:
     h.tick(100)  # the caller never refreshed: BYE at 90 - 30 s (§10)
     assert h.last_request(ALICE, "BYE") and h.last_request(BOB1, "BYE")
     assert h.ended[0].end_cause == "failed"
+
+
+def test_422_from_the_callee_is_retried_with_its_min_se(h: Harness) -> None:
+    h.call()
+    invite = h.last_request(BOB1, "INVITE")
+    too_small = reply(invite, 422).replace("Content-Length", "Min-SE: 2000\r\nContent-Length")
+    h.response_from(BOB1, too_small)
+    retry = h.last_request(BOB1, "INVITE")
+    assert retry.headers.get("CSeq") == "2 INVITE"
+    assert retry.headers.get("Session-Expires") == "2000"
+    assert retry.headers.get("Call-ID") == invite.headers.get("Call-ID")
+    assert 422 not in h.statuses(ALICE)
+    h.response_from(BOB1, reply(retry, 200, body=ANSWER))
+    assert [m.status for m in h.sent(ALICE) if isinstance(m, Response)][-1] == 200
