@@ -50,6 +50,7 @@ from sip.flow import Flow
 from sip.message import REASONS, Request, Response, response_to
 from sip.refer import (
     SIPFRAG_CONTENT_TYPE,
+    Replaces,
     parse_refer_to,
     refer_event,
     sipfrag,
@@ -302,12 +303,17 @@ class _Transfer:
     winner: Branch | None = None
 
 
+_OnAnswer = Callable[[int, float, list["Action"]], None]
+
+
 @dataclass(slots=True)
 class _Refresh:
-    """A session refresh the edge sent to ``leg`` (RFC 4028 §7.4)."""
+    """A re-INVITE the edge sent to ``leg``: a session refresh (RFC 4028 §7.4) or a new offer
+    (transfer); ``on_answer`` hears its final status."""
 
     call: Call
     leg: Leg
+    on_answer: _OnAnswer | None = None
 
 
 class _Timer:
@@ -1057,23 +1063,31 @@ class B2BUA:
             self._refresh(call, leg, now, out)
         self._arm_session(call, leg)
 
-    def _refresh(self, call: Call, leg: Leg, now: float, out: list[Action]) -> None:
-        """A session refresh (§7.4): a re-INVITE with the SDP this leg already has, so
-        nothing changes but the timer."""
+    def _refresh(
+        self,
+        call: Call,
+        leg: Leg,
+        now: float,
+        out: list[Action],
+        body: bytes | None = None,
+        on_answer: _OnAnswer | None = None,
+    ) -> None:
+        """A re-INVITE from the edge to ``leg``: a session refresh (§7.4) with the SDP the leg
+        already has (so nothing changes but the timer), or a new offer ``body``."""
         if leg.dialog is None or leg.sdp_sent is None:
             return
         try:
             request = leg.dialog.build_request(
                 "INVITE",
                 via=self._via(leg.flow),
-                body=leg.sdp_sent,
+                body=leg.sdp_sent if body is None else body,
                 content_type=SDP,
                 extra_headers=_refresh_headers(leg),
             )
         except DialogError:
             return
         leg.offering = True
-        if self._send(request, leg.flow, now, _Refresh(call, leg), out) is None:
+        if self._send(request, leg.flow, now, _Refresh(call, leg, on_answer), out) is None:
             leg.offering = False
 
     def _refresh_response(
@@ -1092,14 +1106,24 @@ class B2BUA:
             return
         with contextlib.suppress(DialogError):
             leg.dialog.update_from_response(response)
-        if response.status >= 300:
-            if response.status in (408, 481):
-                self._hang_up(call, None, "failed", "edge", now, out)
-            return  # the timer runs on: no refresh by the deadline ends the call (§10)
-        cseq = int((response.headers.get("CSeq") or "0").split()[0])
-        ack = leg.dialog.build_ack(cseq, via=self._via(leg.flow))
-        out.append(Send(txn.flow, ack.to_bytes()))
-        self._uac_session(call, leg, response, now)
+        if response.status < 300:
+            cseq = int((response.headers.get("CSeq") or "0").split()[0])
+            ack = leg.dialog.build_ack(cseq, via=self._via(leg.flow))
+            out.append(Send(txn.flow, ack.to_bytes()))
+            self._uac_session(call, leg, response, now)
+            if response.body:
+                with contextlib.suppress(_BadBody):
+                    sdp = _sdp_of(response)
+                    before = leg.media_address
+                    self._learn_media(call, leg, sdp, False, out)
+                    if leg.media_address != before:
+                        out.append(MediaTarget(call, leg.name, leg.media_address, True))
+        elif response.status in (408, 481) and refresh.on_answer is None:
+            self._hang_up(call, None, "failed", "edge", now, out)
+            return
+        # Otherwise the timer runs on: no refresh by the deadline ends the call (§10).
+        if refresh.on_answer is not None:
+            refresh.on_answer(response.status, now, out)
 
     # ------------------------------------------------------------------ transfer
 
@@ -1128,7 +1152,7 @@ class B2BUA:
             out.extend(self._refuse(txn, request, 400, exc.reason, now, tag))
             return
         if target.replaces is not None:
-            out.extend(self._refuse(txn, request, 501, "Attended transfer not served", now, tag))
+            self._attended(call, src, txn, request, target.replaces, tag, now, out)
             return
         config = self._config()
         uri = target.parsed
@@ -1165,6 +1189,90 @@ class B2BUA:
             log.info("call %s: %s transfers to %s", call.id, src.uri, aor)
         else:
             self._notify(src, 503, "Service Unavailable", True, now, out)
+
+    def _attended(
+        self,
+        call: Call,
+        src: Leg,
+        txn: ServerTransaction,
+        request: Request,
+        replaces: Replaces,
+        tag: str | None,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        """Attended transfer (RFC 3515 with RFC 3891 Replaces): ``src`` talks to X in this
+        call and to Y in another; the REFER names that other dialog. X and Y are joined on this
+        call's relay: Y is re-INVITEd to it, and the other call ends without a word to Y."""
+        found = self._dialogs.get(replaces.dialog_id())
+        other = found[0] if found else None
+        if found is None or other is None or other is call or other.state is not CallState.ANSWERED:
+            out.extend(self._refuse(txn, request, 481, "Replaced dialog not found", now, tag))
+            return
+        _, replaced = found
+        keep = other.other(replaced)
+        if keep.dialog is None or call.other(src).remote_sdp is None or keep.offering:
+            out.extend(self._refuse(txn, request, 491, "Transfer in progress", now, tag))
+            return
+        accepted = response_to(request, 202)
+        accepted.headers.add("Contact", self._contact(src.flow))
+        self._respond(txn, accepted, now, out, tag)
+        self._notify(src, 100, "Trying", False, now, out)
+        name = keep.name
+        keep.name = src.name  # Y's SDP now describes this call's relay leg
+        remote = call.other(src).remote_sdp
+        assert remote is not None
+        body = self._sdp_toward(call, keep, _sendrecv(remote))
+        keep.name = name
+
+        def joined(status: int, when: float, acts: list[Action]) -> None:
+            if status >= 300:
+                self._notify(src, status, REASONS.get(status, "Failed"), True, when, acts)
+                return
+            self._join(call, src, other, replaced, keep, when, acts)
+
+        self._refresh(other, keep, now, out, body, joined)
+        log.info("call %s: attended transfer of %s joins call %s", call.id, src.uri, other.id)
+
+    def _join(
+        self,
+        call: Call,
+        src: Leg,
+        other: Call,
+        replaced: Leg,
+        keep: Leg,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        """Move ``keep`` from ``other`` into ``call`` in place of ``src``; end ``other``."""
+        if call.state is not CallState.ANSWERED:
+            return
+        keep.name = src.name
+        if src is call.a:
+            call.a = keep
+        else:
+            call.b = keep
+        call.departed += [src, replaced]  # the transferor's two dialogs, until its BYEs
+        for leg in (keep, replaced):
+            if leg.dialog is not None:
+                self._dialogs[leg.dialog.id] = (call, leg)
+        if keep.remote_sdp is not None:
+            self._learn_media(call, keep, keep.remote_sdp, True, out)
+            call.codec = _codec_name(keep.remote_sdp, call.stream) or call.codec
+        call.media_since = now
+        # The other call ends with neither of its phones told: both live on elsewhere.
+        for leg in (other.a, other.b):
+            stand_in = Leg(leg.name, leg.flow, leg.uri)
+            stand_in.media_address = leg.media_address
+            if leg is other.a:
+                other.a = stand_in
+            else:
+                other.b = stand_in
+        self._end(
+            other, "normal", 200, "caller" if replaced.role == "caller" else "callee", now, out
+        )
+        self._notify(src, 200, "OK", True, now, out)
+        log.info("call %s: attended transfer done, %s joined", call.id, keep.uri)
 
     def _transfer_response(
         self,
