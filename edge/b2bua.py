@@ -422,6 +422,13 @@ class B2BUA:
                 response.headers.add(name, value)
             self._respond(txn, response, now, out)
             return out
+        if not _accepts_sdp(request):
+            # RFC 3261 §21.4.7: our answers carry SDP, which the caller says it cannot take.
+            self._reject("BAD_REQUEST", flow, "Accept excludes application/sdp")
+            response = response_to(request, 406)
+            response.headers.add("Accept", SDP)
+            self._respond(txn, response, now, out)
+            return out
         offer: SessionDescription | None = None
         stream = 0
         if request.body:
@@ -1557,6 +1564,15 @@ def _sdp_of(message: Request | Response) -> SessionDescription:
         return parse_sdp(message.body)
     except SdpError as exc:
         raise _BadBody(400, f"Bad SDP: {exc}"[:120]) from None
+
+
+def _accepts_sdp(request: Request) -> bool:
+    """Whether an answer in SDP is acceptable: no Accept means application/sdp (§20.1)."""
+    values = request.headers.values("Accept")
+    if not values:
+        return True
+    kinds = {value.split(";")[0].strip().lower() for value in values}
+    return bool(kinds & {SDP, "application/*", "*/*"})
 
 
 def _audio_stream(sdp: SessionDescription) -> int | None:

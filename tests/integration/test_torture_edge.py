@@ -4,8 +4,9 @@
 server answers to the Via; in the namespace nothing can leave the machine). The expected
 answers follow ``../shared/sip-torture/index.md``; where it allows several, the comment says
 which one the edge chose. The edge's domain there is ``example.com`` so REGISTERs reach the
-registrar; INVITE and other methods the edge does not serve yet get ``405`` (calls are the
-next issue), foreign domains ``404``.
+registrar; an INVITE to it is challenged (``407``) before anything else is said, requests with
+a To tag that match no dialog get ``481``, other methods it does not serve ``405``, foreign
+domains ``404``.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ CORPUS = Path(__file__).resolve().parents[3] / "shared" / "sip-torture"
 
 # name: (statuses over UDP, statuses over TCP); [] = no answer (dropped or unanswerable).
 EXPECTED: dict[str, tuple[list[int], list[int]]] = {
-    "wsinv": ([404], [404]),  # foreign domain; 3 Vias kept (checked below)
+    "wsinv": ([481], [481]),  # To tag: in no dialog of ours (§12.2.2); 3 Vias kept
     "intmeth": ([501], [501]),  # unknown method
     "esc01": ([404], [404]),
     "escnull": ([401], [401]),  # reaches the registrar: challenged, never 400
     "esc02": ([501], [501]),  # RE%47IST%45R is not REGISTER
     "lwsdisp": ([200], [200]),
-    "longreq": ([405], [405]),
-    "dblreq": ([401], [401, 404]),  # UDP: trailing INVITE is noise; TCP: a second request
+    "longreq": ([407], [407]),  # INVITE: the caller authenticates first
+    "dblreq": ([401], [401, 407]),  # UDP: trailing INVITE is noise; TCP: a second request
     "semiuri": ([404], [404]),
     "transports": ([200], [200]),
     "mpart01": ([404], [404]),
@@ -48,8 +49,8 @@ EXPECTED: dict[str, tuple[list[int], list[int]]] = {
     "lwsruri": ([400], [400]),
     "lwsstart": ([400], [400]),  # liberal: we refuse
     "trws": ([400], [400]),  # liberal: we refuse
-    "escruri": ([405], [405]),  # liberal: accepted, the ?Route= never becomes a header
-    "baddate": ([405], [405]),  # Date ignored
+    "escruri": ([407], [407]),  # liberal: accepted, the ?Route= never becomes a header
+    "baddate": ([407], [407]),  # Date ignored
     "regbadct": ([401], [401]),  # challenged before the Contact is read; never bound
     "badaspec": ([400], [400]),
     "baddn": ([400], []),  # TCP: the header never ends; closed at the idle timeout
@@ -63,7 +64,7 @@ EXPECTED: dict[str, tuple[list[int], list[int]]] = {
     "novelsc": ([416], [416]),
     "unksm2": ([400], [400]),  # AOR not sip/sips
     "bext01": ([420], [420]),
-    "invut": ([405], [405]),  # 415 comes with INVITE support (calls issue)
+    "invut": ([407], [407]),  # 415 + Accept once authenticated (tests/unit/test_b2bua.py)
     "regaut01": ([401], [401]),
     "multi01": ([400], [400]),
     "mcl01": ([400], []),  # TCP: framing unknowable, closed
@@ -72,19 +73,19 @@ EXPECTED: dict[str, tuple[list[int], list[int]]] = {
     "cparam01": ([401], [401]),
     "cparam02": ([401], [401]),
     "regescrt": ([401], [401]),
-    "sdp01": ([405], [405]),  # 406 comes with INVITE support (calls issue)
-    "inv2543": ([404], [404]),
+    "sdp01": ([407], [407]),  # 406 once authenticated (tests/unit/test_b2bua.py)
+    "inv2543": ([407], [407]),  # our domain: who exists is told after authentication
     "test": ([], []),  # no Via: dropped
     "ipv6-good": ([404], [404]),
     "ipv6-bad": ([400], [400]),
     "port-ambiguous": ([404], [404]),
     "port-unambiguous": ([404], [404]),
-    "via-received-param-with-delim": ([404], [404]),
+    "via-received-param-with-delim": ([481], [481]),  # a BYE in no dialog of ours
     "via-received-param-no-delim": ([404], [404]),
     "ipv6-in-sdp": ([404], [404]),
-    "mult-ip-in-header": ([404], [404]),
+    "mult-ip-in-header": ([481], [481]),  # a BYE in no dialog of ours
     "mult-ip-in-sdp": ([404], [404]),
-    "ipv4-mapped-ipv6": ([405], [405]),
+    "ipv4-mapped-ipv6": ([407], [407]),
     "ipv6-correct-abnf-2-colons": ([404], [404]),
     "ipv6-bug-abnf-3-colons": ([400], [400]),  # RFC 5118 §4.10: the correct ABNF
 }

@@ -213,6 +213,7 @@ class Harness:
         extra: str = "",
         flow: Flow = ALICE,
         call_id: str = "alice-call-1@10.1.1.1",
+        content_type: str = "application/sdp",
     ) -> str:
         lines = [
             f"INVITE sip:{target}@voxedge.test SIP/2.0",
@@ -230,7 +231,7 @@ class Harness:
         if extra:
             lines.append(extra)
         if body:
-            lines.append("Content-Type: application/sdp")
+            lines.append(f"Content-Type: {content_type}")
         text = "\r\n".join(lines) + f"\r\nContent-Length: {len(body)}\r\n\r\n{body}"
         self.request_from(flow, text)
         return text
@@ -970,3 +971,27 @@ def test_attended_transfer_to_an_unknown_dialog_gets_481(h: Harness) -> None:
     invite, _ = answered(h)
     refer(h, invite, "sip:1003@voxedge.test?Replaces=nope%3Bto-tag%3Da%3Bfrom-tag%3Db")
     assert h.statuses(BOB1) == [481]
+
+
+def test_unknown_body_type_gets_415_with_accept(h: Harness) -> None:
+    h.invite()
+    challenge = h.sent(ALICE)[-1]
+    assert isinstance(challenge, Response)
+    auth = authorization(
+        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
+    )
+    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2, body="hello", content_type="text/plain")
+    response = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
+    assert response.status == 415 and response.headers.get("Accept") == "application/sdp"
+
+
+def test_accept_without_sdp_gets_406(h: Harness) -> None:
+    h.invite()
+    challenge = h.sent(ALICE)[-1]
+    assert isinstance(challenge, Response)
+    auth = authorization(
+        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
+    )
+    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2, extra="Accept: text/nobodyKnowsThis")
+    response = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
+    assert response.status == 406 and response.headers.get("Accept") == "application/sdp"
