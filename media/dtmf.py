@@ -2,25 +2,27 @@
 
 A sender reports one key press as a run of RTP packets that all carry the RTP timestamp of the
 instant the event began, with the duration so far growing from packet to packet (RFC 4733
-§2.3, §2.3.5), and repeats the final packet, E bit set, three times (§2.5.1.4). The receiver knows
-the packets of one event by that shared timestamp (§2.5.2). ``DtmfDetector`` turns that stream
-back into one ``DtmfDigit(digit, duration_ms)`` per key press, for SIP INFO
-(``application/dtmf-relay``) toward a side that did not negotiate telephone-event.
+§2.3, §2.3.5), and repeats the final packet, E bit set, three times (§2.5.1.4). The receiver
+knows the packets of one event by that shared timestamp within one SSRC (§2.5.2).
+``DtmfDetector`` turns that stream back into one ``DtmfDigit(digit, duration_ms)`` per key
+press, for SIP INFO (``application/dtmf-relay``) toward a side that did not negotiate
+telephone-event. The 4-octet payload itself (event, E bit, volume, duration; RFC 4733 §2.3) is
+read by ``media.rtp.parse_dtmf_event``, the one parser for it.
 
-Rules, in order, for each packet (``feed(timestamp, payload)``):
+Rules, in order, for each packet (``feed(timestamp, payload, ssrc=...)``):
 
 - a payload that is not 4 octets is counted in ``malformed`` and ignored (one event per
   payload: the relay does not negotiate RFC 2198 redundancy);
-- the current event's timestamp: its duration grows; the first E-bit packet reports it, the
-  retransmitted end packets (§2.5.1.4) report nothing;
-- a timestamp older than the current event's (serial number arithmetic mod 2^32): a late packet
-  of an event already handled, ignored;
-- a newer timestamp starts a new event. If the current one never saw its end (all three end
-  packets lost) it is reported now with the last duration heard: a key press is never lost
-  while another follows it. One whose end was lost and that nothing follows is not reported
-  (the detector keeps no timer; the call or the digit stream has ended).
-  Exception: an event longer than the 16-bit duration field is sent in segments, the next one
-  with a timestamp that far on and no E bit on the previous one (RFC 4733 §2.5.1.3). A packet
+- the current event's SSRC and timestamp: its duration grows; the first E-bit packet reports
+  it, the retransmitted end packets (§2.5.1.4) report nothing;
+- a timestamp up to ``LATE_WINDOW`` units before the current event's (mod 2^32, RFC 3550 §5.1):
+  a late packet of an event already handled, ignored;
+- any other timestamp, or another SSRC (a new phone after a transfer or re-INVITE), starts a
+  new event. If the current one never saw its end (all three end packets lost), it is reported
+  now with the last duration heard: a key press is not lost while another follows it. One whose
+  end was lost and that nothing follows is not reported (the detector keeps no timer).
+- except that an event longer than the 16-bit duration field is sent in segments, the next one
+  with a timestamp that far on and no E bit on the previous one (RFC 4733 §2.5.1.3): a packet
   of the same event code at most 0xFFFF units on, while the current segment is unfinished and
   has run past half that range (no key press does at 8000 Hz), continues the event.
 
@@ -36,11 +38,14 @@ from typing import NamedTuple
 
 from media.rtp import DTMF_EVENT_NAMES, RtpError, parse_dtmf_event
 
-__all__ = ["DEFAULT_CLOCK_RATE", "DtmfDetector", "DtmfDigit", "event_digit"]
+__all__ = ["DEFAULT_CLOCK_RATE", "LATE_WINDOW", "DtmfDetector", "DtmfDigit", "event_digit"]
 
 DEFAULT_CLOCK_RATE = 8000  # telephone-event/8000, unless the SDP negotiated another rate
 _SEGMENT = 0xFFFF  # RFC 4733 §2.3.5: the duration field is 16 bits; longer events are segmented
-_HALF = 1 << 31  # RFC 3550 §5.1 timestamps wrap mod 2^32: "newer" is less than half way round
+_WRAP = 1 << 32  # RFC 3550 §5.1: timestamps are 32 bits and wrap
+# How far behind the current event a packet may be and still count as a late one of an earlier
+# event (131 s at 8 kHz): further back, the sender's timestamps jumped and a new event begins.
+LATE_WINDOW = 1 << 20
 _NO_DIGITS: tuple[DtmfDigit, ...] = ()
 
 
@@ -64,6 +69,7 @@ class DtmfDetector:
         "_duration",
         "_ended",
         "_event",
+        "_ssrc",
         "_timestamp",
         "clock_rate",
         "malformed",
@@ -74,27 +80,31 @@ class DtmfDetector:
             raise ValueError(f"clock rate must be positive, not {clock_rate}")
         self.clock_rate = clock_rate
         self.malformed = 0  # payloads that were not one 4-octet event
-        self._timestamp: int | None = None  # RTP timestamp of the current segment
+        self._ssrc: int | None = None  # SSRC and RTP timestamp of the current event's segment
+        self._timestamp = 0
         self._event = 0
         self._covered = 0  # timestamp units of the current event before this segment
         self._duration = 0  # longest duration heard in the current segment
         self._ended = True
 
     def feed(
-        self, timestamp: int, payload: bytes | bytearray | memoryview
+        self, timestamp: int, payload: bytes | bytearray | memoryview, *, ssrc: int = 0
     ) -> tuple[DtmfDigit, ...]:
-        """One telephone-event packet's RTP timestamp and payload -> the key presses it ends."""
+        """One telephone-event packet's RTP timestamp, payload and SSRC -> the key presses it
+        ends (none, one, or two when it also ends one whose end packets were lost)."""
         try:
             event = parse_dtmf_event(payload)
         except RtpError:
             self.malformed += 1
             return _NO_DIGITS
-        if self._timestamp is not None:
-            delta = (timestamp - self._timestamp) & 0xFFFFFFFF
-            if delta >= _HALF or (delta == 0 and (self._ended or event.event != self._event)):
-                return _NO_DIGITS  # a late packet, a retransmitted end (§2.5.1.4), or nonsense
+        if ssrc == self._ssrc:
+            delta = (timestamp - self._timestamp) % _WRAP
             if delta == 0:
+                if self._ended or event.event != self._event:
+                    return _NO_DIGITS  # a retransmitted end (§2.5.1.4), or nonsense
                 return self._update(event.duration, event.end)
+            if delta >= _WRAP - LATE_WINDOW:
+                return _NO_DIGITS  # a late packet of an event already handled
             if (
                 not self._ended
                 and event.event == self._event
@@ -106,7 +116,8 @@ class DtmfDetector:
                 self._timestamp, self._duration = timestamp, 0
                 return self._update(event.duration, event.end)
         lost_end = _NO_DIGITS if self._ended else self._report()
-        self._timestamp, self._event, self._covered, self._duration = timestamp, event.event, 0, 0
+        self._ssrc, self._timestamp, self._event = ssrc, timestamp, event.event
+        self._covered = self._duration = 0
         self._ended = False
         return lost_end + self._update(event.duration, event.end)
 

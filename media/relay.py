@@ -29,9 +29,9 @@ Per RTP packet on the fast path (DESIGN.md principle 4): one latch comparison, o
 for ``last_rx``, one ``sendto``, integer counters; nothing is allocated beyond the ``bytes``
 and address tuple the event loop hands over, and the packet is not looked at. Each socket's
 behaviour is its protocol's class, chosen when something changes, not per packet: ``_Forward``
-(the fast path) for the RTP socket of a plain leg; ``_Inspect`` for the RTP socket of a muxed
-leg (``is_rtcp`` per packet) or of a leg with a payload map or DTMF (the leg's ``RtpFilter``
-per packet); ``_RtcpForward`` for RTCP sockets. Emptying the payload map and switching DTMF off
+(the fast path) for the RTP socket of a plain leg; ``_Inspect`` for RTCP sockets and for the
+RTP socket of a muxed leg (``is_rtcp`` per packet) or of a leg with a payload map or DTMF (the
+leg's ``RtpFilter`` per packet). Emptying the payload map and switching DTMF off
 puts a plain leg's RTP socket back on the fast path.
 """
 
@@ -143,7 +143,6 @@ class _Forward(asyncio.DatagramProtocol):
         "dropped_no_target",
         "last_rx",
         "latch",
-        "mux",
         "octets",
         "out",
         "out_latch",
@@ -152,18 +151,19 @@ class _Forward(asyncio.DatagramProtocol):
         "rtcp_out",
         "rtcp_out_latch",
         "rtp_filter",
+        "sees_rtcp",
     )
 
     out: asyncio.DatagramTransport  # set by _wire before out_latch gets a target
-    rtcp_out: asyncio.DatagramTransport  # where RTCP arriving on a muxed RTP port goes
+    rtcp_out: asyncio.DatagramTransport  # where RTCP arriving here goes
 
     def __init__(
-        self, latch: Latch, clock: Callable[[], float], reports: _Reports, mux: bool
+        self, latch: Latch, clock: Callable[[], float], reports: _Reports, sees_rtcp: bool
     ) -> None:
         self.latch = latch
         self.clock = clock
         self.reports = reports
-        self.mux = mux  # an RTP socket that also receives RTCP (RFC 5761)
+        self.sees_rtcp = sees_rtcp  # an RTCP socket, or a muxed leg's RTP socket (RFC 5761)
         self.out_latch = self.rtcp_out_latch = _NO_TARGET
         self.rtp_filter: RtpFilter | None = None
         self.packets = 0
@@ -180,37 +180,15 @@ class _Forward(asyncio.DatagramProtocol):
         if target is None:
             self.dropped_no_target += 1
             return
-        self.out.sendto(data, target)  # the tail of _send, inlined on the fast path
+        self.out.sendto(data, target)
         self.packets += 1
         self.octets += len(data)
-
-    def _send(
-        self, data: bytes | bytearray, out: asyncio.DatagramTransport, target: Address | None
-    ) -> None:
-        if target is None:
-            self.dropped_no_target += 1
-            return
-        out.sendto(data, target)
-        self.packets += 1
-        self.octets += len(data)
-
-
-class _RtcpForward(_Forward):
-    """An RTCP socket: relay, then keep the far end's latest report block."""
-
-    __slots__ = ()
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        if not self.latch.accept(addr):
-            return
-        self.last_rx = self.clock()
-        self._send(data, self.out, self.out_latch.target)
-        self.reports.feed(data)
 
 
 class _Inspect(_Forward):
-    """An RTP socket that looks at each packet: RTCP on a muxed port goes to the other leg's
-    RTCP destination (RFC 5761 §4) and into the reports; RTP goes through the leg's filter."""
+    """A socket that looks at each packet. When RTCP may arrive (an RTCP socket, or the RTP
+    socket of a muxed leg: RFC 5761 §4), RTCP goes to the other leg's RTCP destination and
+    into the leg's reports; RTP goes through the leg's filter, if it has one."""
 
     __slots__ = ()
 
@@ -218,21 +196,27 @@ class _Inspect(_Forward):
         if not self.latch.accept(addr):
             return
         self.last_rx = self.clock()
-        if self.mux and is_rtcp(data):  # RFC 5761 §4
-            self._send(data, self.rtcp_out, self.rtcp_out_latch.target)
+        relayed: bytes | bytearray = data
+        if self.sees_rtcp and is_rtcp(data):  # RFC 5761 §4
             self.reports.feed(data)
+            out, target = self.rtcp_out, self.rtcp_out_latch.target
+        else:
+            out, target = self.out, self.out_latch.target
+            if self.rtp_filter is not None:
+                try:
+                    filtered = self.rtp_filter(data)
+                except RtpError:
+                    self.dropped_malformed += 1
+                    return
+                if filtered is None:  # consumed: DTMF toward a side that gets SIP INFO
+                    return
+                relayed = filtered
+        if target is None:
+            self.dropped_no_target += 1
             return
-        rtp_filter = self.rtp_filter
-        if rtp_filter is None:
-            self._send(data, self.out, self.out_latch.target)
-            return
-        try:
-            relayed = rtp_filter(data)
-        except RtpError:
-            self.dropped_malformed += 1
-            return
-        if relayed is not None:  # None: consumed (DTMF toward a side that gets SIP INFO)
-            self._send(relayed, self.out, self.out_latch.target)
+        out.sendto(relayed, target)
+        self.packets += 1
+        self.octets += len(relayed)
 
 
 class _Leg:
@@ -269,7 +253,7 @@ class _Leg:
         """Give the RTP socket the cheapest behaviour that does what the leg needs now."""
         rtp = self.rtp
         rtp.rtp_filter = self.filter if self.filter.active else None
-        rtp.__class__ = _Inspect if rtp.mux or rtp.rtp_filter is not None else _Forward
+        rtp.__class__ = _Inspect if rtp.sees_rtcp or rtp.rtp_filter is not None else _Forward
 
     def report(self) -> ReceptionReport | None:
         block = self.reports.latest
@@ -316,12 +300,13 @@ def _wire(src: _Leg, dst: _Leg) -> None:
     """Route what ``src`` receives out of ``dst``'s sockets."""
     src.rtp.out = dst.rtp_transport
     src.rtp.out_latch = dst.rtp.latch
-    if dst.rtp.mux:  # RFC 5761 §5.1.3: RTCP toward a muxed leg goes on its RTP port
+    if dst.rtp.sees_rtcp:  # RFC 5761 §5.1.3: RTCP toward a muxed leg goes on its RTP port
         rtcp_out, rtcp_latch = dst.rtp_transport, dst.rtp.latch
     else:
         rtcp_out, rtcp_latch = dst.rtcp_transport, dst.rtcp.latch
-    src.rtcp.out, src.rtcp.out_latch = rtcp_out, rtcp_latch
-    src.rtp.rtcp_out, src.rtp.rtcp_out_latch = rtcp_out, rtcp_latch  # used when src is muxed
+    for sock in (src.rtcp, src.rtp):  # RTCP on src's RTCP socket, or on its RTP one if muxed
+        sock.rtcp_out, sock.rtcp_out_latch = rtcp_out, rtcp_latch
+    src.rtcp.out, src.rtcp.out_latch = rtcp_out, rtcp_latch  # the rare non-RTCP on that port
 
 
 def _bind_errno(exc: OSError) -> int | None:
@@ -354,7 +339,7 @@ async def _bind_leg(
             raise RelayPortError(errno.EADDRINUSE, "no free RTP/RTCP port pair in the pool")
         reports = _Reports()
         rtp = _Forward(Latch(), clock, reports, mux)  # _Leg.retune picks its class
-        rtcp = _RtcpForward(Latch(), clock, reports, False)
+        rtcp = _Inspect(Latch(), clock, reports, True)
         opened: list[asyncio.DatagramTransport] = []
         try:
             opened.append(await _endpoint(loop, rtp, (host, port)))
@@ -474,11 +459,17 @@ class RelaySession:
 
         ``callback(digit, duration_ms)`` runs once per key press, soon after its end packet
         (``loop.call_soon``: an exception there is the loop's to log, and never stops the
-        media). The event packets go on to the other leg (through the payload map) only if
-        ``forward``. ``payload_type`` None switches detection off.
+        media), and never after ``close``. The event packets go on to the other leg (through
+        the payload map) only if ``forward``. ``payload_type`` None switches detection off.
         """
         side = self._leg(leg)
-        on_digit = None if callback is None else _from_loop(self._loop, callback)
+        on_digit: Callable[[str, int], None] | None = None
+        if callback is not None:
+            call_soon, report = self._loop.call_soon, self._report_digit
+
+            def on_digit(digit: str, duration_ms: int) -> None:
+                call_soon(report, callback, digit, duration_ms)
+
         side.filter.set_dtmf(payload_type, on_digit, forward=forward, clock_rate=side.clock_rate)
         side.retune()
 
@@ -490,6 +481,12 @@ class RelaySession:
         side = self._leg(leg)
         side.clock_rate = rate
         side.filter.detector.clock_rate = rate
+
+    def _report_digit(
+        self, callback: Callable[[str, int], None], digit: str, duration_ms: int
+    ) -> None:
+        if not self._closed:
+            callback(digit, duration_ms)
 
     def stats(self) -> RelayStats:
         return RelayStats(
@@ -511,17 +508,6 @@ class RelaySession:
         for leg in (self._a, self._b):
             leg.close()
             self._pool.release(leg.port)
-
-
-def _from_loop(
-    loop: asyncio.AbstractEventLoop, callback: Callable[[str, int], None]
-) -> Callable[[str, int], None]:
-    """``callback`` run by the loop soon, outside the packet path that detected the digit."""
-
-    def on_digit(digit: str, duration_ms: int) -> None:
-        loop.call_soon(callback, digit, duration_ms)
-
-    return on_digit
 
 
 def _direction(src: _Leg) -> DirectionStats:

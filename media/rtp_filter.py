@@ -6,16 +6,18 @@ only when the B2BUA asks for one of:
 - a payload map (``set_payload_map``): payload type ``pt`` received on the leg leaves as
   ``mapping[pt] = (new_pt, converter)``; the converter is None (renumber only, e.g. dynamic
   telephone-event 101 -> 96) or a G.711 transcoder, ``"ulaw_to_alaw"`` / ``"alaw_to_ulaw"``
-  (PCMU PT 0 <-> PCMA PT 8, RFC 3551 §4.5.14, ``media.g711``). Marker bit, sequence number,
-  timestamp, SSRC, CSRCs, header extension and padding are kept: only the PT bits of octet 1
-  and the payload octets change (one octet per sample, so the length does not);
+  (PCMU PT 0 <-> PCMA PT 8, RFC 3551 §4.5.14; ``media.g711``'s ``bytes.translate`` tables).
+  Marker bit, sequence number, timestamp, SSRC, CSRCs, header extension and padding are kept:
+  only the PT bits of octet 1 and the payload octets change (one octet per sample, so the
+  length does not);
 - DTMF detection (``set_dtmf``): packets of the telephone-event payload type go to a
   ``media.dtmf.DtmfDetector``, each key press to ``on_digit(digit, duration_ms)``, and the
   packets on (through the payload map) only when ``forward`` is set.
 
-``filter(data)`` returns the datagram to forward (``data`` itself when nothing changes), or None
-when it is consumed; it raises ``RtpError`` for a datagram that is not well-formed RTP (RFC 3550
-§5.1), which the relay drops and counts. PTs in neither the map nor DTMF pass unchanged.
+Called with a datagram, a filter returns the one to forward (the same object when nothing
+changes), or None when it is consumed; it raises ``RtpError`` for a datagram that is not
+well-formed RTP (RFC 3550 §5.1), which the relay drops and counts. PTs in neither the map nor
+DTMF pass unchanged.
 """
 
 from __future__ import annotations
@@ -24,18 +26,21 @@ import struct
 from collections.abc import Callable, Mapping
 
 from media.dtmf import DEFAULT_CLOCK_RATE, DtmfDetector
-from media.g711 import alaw_to_ulaw, ulaw_to_alaw
-from media.rtp import RTP_HEADER_SIZE, RtpError, set_payload_type
+from media.g711 import ALAW_TO_ULAW_BYTES, ULAW_TO_ALAW_BYTES
+from media.rtp import RTP_HEADER_SIZE, RtpError
 
 __all__ = ["CONVERTERS", "DigitCallback", "RtpFilter", "payload_bounds"]
 
-Converter = Callable[[bytes], bytes]
 DigitCallback = Callable[[str, int], None]
 
-CONVERTERS: dict[str, Converter] = {"ulaw_to_alaw": ulaw_to_alaw, "alaw_to_ulaw": alaw_to_ulaw}
+# Converter name -> 256-octet table for bytes.translate: G.711 is one octet per sample.
+CONVERTERS: dict[str, bytes] = {
+    "ulaw_to_alaw": ULAW_TO_ALAW_BYTES,
+    "alaw_to_ulaw": ALAW_TO_ULAW_BYTES,
+}
 
 _EXTENSION_WORDS = struct.Struct("!H")  # RFC 3550 §5.3.1: length in 32-bit words, octets 2-3
-_TIMESTAMP = struct.Struct("!I")  # RFC 3550 §5.1: octets 4-7
+_TIMESTAMP_SSRC = struct.Struct("!II")  # RFC 3550 §5.1: octets 4-11
 
 
 def payload_bounds(buf: bytes | bytearray | memoryview) -> tuple[int, int]:
@@ -71,7 +76,7 @@ class RtpFilter:
     __slots__ = ("_map", "detector", "dtmf_forward", "dtmf_payload_type", "on_digit")
 
     def __init__(self) -> None:
-        self._map: dict[int, tuple[int, Converter | None]] = {}
+        self._map: dict[int, tuple[int, bytes | None]] = {}
         self.dtmf_payload_type: int | None = None
         self.dtmf_forward = True
         self.detector = DtmfDetector()
@@ -84,7 +89,7 @@ class RtpFilter:
 
     def set_payload_map(self, mapping: Mapping[int, tuple[int, str | None]]) -> None:
         """Replace the payload map (empty: none); ``ValueError`` names a bad entry."""
-        checked: dict[int, tuple[int, Converter | None]] = {}
+        checked: dict[int, tuple[int, bytes | None]] = {}
         for pt, (new_pt, converter) in mapping.items():
             if not (0 <= pt <= 0x7F and 0 <= new_pt <= 0x7F):
                 raise ValueError(f"payload types must be 0-127: {pt} -> {new_pt}")
@@ -113,7 +118,8 @@ class RtpFilter:
         start, end = payload_bounds(data)
         pt = data[1] & 0x7F
         if pt == self.dtmf_payload_type:
-            digits = self.detector.feed(_TIMESTAMP.unpack_from(data, 4)[0], data[start:end])
+            timestamp, ssrc = _TIMESTAMP_SSRC.unpack_from(data, 4)
+            digits = self.detector.feed(timestamp, data[start:end], ssrc=ssrc)
             if self.on_digit is not None:
                 for digit, duration_ms in digits:
                     self.on_digit(digit, duration_ms)
@@ -122,9 +128,9 @@ class RtpFilter:
         rule = self._map.get(pt)
         if rule is None:
             return data
-        new_pt, convert = rule
+        new_pt, table = rule
         out = bytearray(data)
-        set_payload_type(out, new_pt)  # the marker bit stays (RFC 3550 §5.1)
-        if convert is not None:
-            out[start:end] = convert(data[start:end])
+        out[1] = (data[1] & 0x80) | new_pt  # RFC 3550 §5.1: the marker bit stays
+        if table is not None:
+            out[start:end] = data[start:end].translate(table)
         return out

@@ -19,7 +19,7 @@ from typing import Any, cast
 import pytest
 import uvloop
 
-from media.g711 import ALAW_TO_ULAW_BYTES, ULAW_TO_ALAW_BYTES
+from media.g711 import decode_alaw, decode_ulaw, encode_alaw, encode_ulaw
 from media.latch import Address
 from media.ports import PortPool
 from media.relay import ReceptionReport, RelayPortError, RelaySession
@@ -381,9 +381,17 @@ def g711(pt: int, seq: int, ssrc: int = 0x1234) -> bytes:
     return RtpPacket(pt, seq, seq * 160, ssrc, payload, marker=seq == 0).to_bytes()
 
 
-def transcoded(data: bytes, pt: int, table: bytes) -> bytes:
+def to_pcma(payload: bytes) -> bytes:
+    return encode_alaw(decode_ulaw(payload))  # G.711 through the linear value
+
+
+def to_pcmu(payload: bytes) -> bytes:
+    return encode_ulaw(decode_alaw(payload))
+
+
+def transcoded(data: bytes, pt: int, convert: Callable[[bytes], bytes] = bytes) -> bytes:
     packet = parse_rtp(data)
-    packet.payload_type, packet.payload = pt, packet.payload.translate(table)
+    packet.payload_type, packet.payload = pt, convert(packet.payload)
     return packet.to_bytes()
 
 
@@ -400,14 +408,14 @@ def test_pcmu_on_leg_a_arrives_as_pcma_on_leg_b_and_back(run: Run, mux: bool) ->
             for packet in sent:
                 a.send(packet, relay.ports_a[0])
             got = [(await b.recv())[0] for _ in sent]
-            assert got == [transcoded(p, 8, ULAW_TO_ALAW_BYTES) for p in sent]
+            assert got == [transcoded(p, 8, to_pcma) for p in sent]
             assert parse_rtp(got[0]).marker and parse_rtp(got[0]).payload_type == 8
 
             back = [g711(8, seq, ssrc=0x9999) for seq in range(20)]
             for packet in back:
                 b.send(packet, relay.ports_b[0])
             got = [(await a.recv())[0] for _ in back]
-            assert got == [transcoded(p, 0, ALAW_TO_ULAW_BYTES) for p in back]
+            assert got == [transcoded(p, 0, to_pcmu) for p in back]
             if mux:  # RTCP on a muxed port is never transcoded (nor taken for RTP)
                 a.send(rtcp(1), relay.ports_a[0])
                 assert (await b.recv())[0] == rtcp(1)
@@ -429,7 +437,7 @@ def test_an_empty_payload_map_puts_the_leg_back_on_the_fast_path(run: Run) -> No
             assert type(relay._a.rtp) is not fast_path
             assert type(relay._b.rtp) is fast_path  # the other leg is untouched
             a.send(g711(0, 1), relay.ports_a[0])
-            assert (await b.recv())[0] == transcoded(g711(0, 1), 8, ULAW_TO_ALAW_BYTES)
+            assert (await b.recv())[0] == transcoded(g711(0, 1), 8, to_pcma)
             relay.set_payload_map("a", {})
             assert type(relay._a.rtp) is fast_path
             a.send(g711(0, 2), relay.ports_a[0])
@@ -454,7 +462,7 @@ def test_malformed_rtp_on_a_transcoded_leg_is_dropped_and_counted(run: Run) -> N
             ):
                 a.send(junk, relay.ports_a[0])
             a.send(g711(0, 4), relay.ports_a[0])
-            assert (await b.recv())[0] == transcoded(g711(0, 4), 8, ULAW_TO_ALAW_BYTES)
+            assert (await b.recv())[0] == transcoded(g711(0, 4), 8, to_pcma)
             stats = relay.stats().a_to_b
             assert (stats.dropped_malformed, stats.packets) == (3, 2)
 
@@ -534,9 +542,9 @@ def test_dtmf_and_transcoding_on_one_leg(run: Run) -> None:
             presses = key_press(0, 32000)
             for packet in [g711(0, 1), *presses]:
                 a.send(packet, relay.ports_a[0])
-            assert (await b.recv())[0] == transcoded(g711(0, 1), 8, ULAW_TO_ALAW_BYTES)
+            assert (await b.recv())[0] == transcoded(g711(0, 1), 8, to_pcma)
             got = [(await b.recv())[0] for _ in presses]
-            assert got == [transcoded(p, 96, bytes(range(256))) for p in presses]
+            assert got == [transcoded(p, 96) for p in presses]
             assert await digits.next() == ("0", 100)
 
     run(scenario())
@@ -563,6 +571,23 @@ def test_a_failing_dtmf_callback_does_not_stop_the_media(run: Run) -> None:
             assert [type(e) for e in errors] == [RuntimeError]
             a.send(rtp(2), relay.ports_a[0])
             assert (await b.recv())[0] == rtp(2)
+
+    run(scenario())
+
+
+def test_no_digit_is_reported_after_close(run: Run) -> None:
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            relay = await session(stack, make_pool())
+            digits = Digits()
+            relay.set_dtmf("a", 101, digits, forward=False)
+            socket_a = relay._a.rtp  # fed directly: detection and close in one loop turn
+            for packet in key_press(2, 8000):
+                socket_a.datagram_received(packet, (LOCAL, 40000))
+            relay.close()
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert digits.queue.empty()
 
     run(scenario())
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from media.dtmf import DtmfDetector, DtmfDigit, event_digit
+from media.dtmf import LATE_WINDOW, DtmfDetector, DtmfDigit, event_digit
 from media.rtp import build_dtmf_event
 
 T0 = 160_000  # RTP timestamp of the first event in most tests
@@ -87,6 +87,22 @@ def test_out_of_order_packets_never_shorten_the_duration() -> None:
     packets = [payload(8, 400), payload(8, 1200), payload(8, 800), payload(8, 1600, end=True)]
     assert feed_all(detector, T0, packets[:3]) == []
     assert detector.feed(T0, payload(8, 960, end=True)) == (("8", 150),)
+
+
+def test_another_ssrc_starts_afresh_whatever_its_timestamps() -> None:
+    # After a transfer or re-INVITE a new phone sends with its own SSRC and timestamp base.
+    detector = DtmfDetector()
+    assert feed_all(detector, T0, press(1, 800)) == [("1", 100)]
+    detector.feed(T0 + 4000, payload(2, 400))
+    got = [d for p in press(3, 800) for d in detector.feed(T0 - 100, p, ssrc=0xCAFE)]
+    assert got == [("2", 50), ("3", 100)]  # the unfinished "2" ends; "3" is not "late"
+    assert detector.feed(T0 - 100, payload(3, 800, end=True), ssrc=0xCAFE) == ()
+
+
+def test_timestamps_jumping_far_back_start_a_new_event() -> None:
+    detector = DtmfDetector()
+    feed_all(detector, T0 + LATE_WINDOW + 1, press(1, 800))
+    assert feed_all(detector, T0, press(4, 800)) == [("4", 100)]
 
 
 def test_new_event_across_the_timestamp_wrap() -> None:
