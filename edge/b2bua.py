@@ -35,6 +35,7 @@ from edge.cdr import EndCause, HungUpBy
 from edge.config import EdgeConfig
 from edge.location import Binding, LocationService
 from edge.responses import ALLOW, SUPPORTED, finish, new_tag
+from media.bridge import MediaPlan, plan, widen_offer
 from media.offer_answer import addrtype_of, codec_map, is_unspecified, rewrite_for_relay
 from media.sdp import (
     Origin,
@@ -49,8 +50,10 @@ from sip.errors import SipParseError
 from sip.flow import Flow
 from sip.message import REASONS, Request, Response, response_to
 from sip.refer import (
+    DTMF_RELAY_CONTENT_TYPE,
     SIPFRAG_CONTENT_TYPE,
     Replaces,
+    dtmf_relay_body,
     parse_refer_to,
     refer_event,
     sipfrag,
@@ -116,13 +119,21 @@ class MediaTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaPlanned:
+    """New payload maps and DTMF-to-INFO legs for the call's relay (``media.bridge``)."""
+
+    call: Call
+    plan: MediaPlan
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded:
     """The call is over: close its relay, write its record."""
 
     call: Call
 
 
-Action = Event | OpenMedia | MediaTarget | CallEnded
+Action = Event | OpenMedia | MediaTarget | MediaPlanned | CallEnded
 
 
 # ---------------------------------------------------------------------------- the model
@@ -283,6 +294,7 @@ class _Relayed:
     dst: Leg
     txn: ServerTransaction
     request: Request
+    offer: SessionDescription | None = None  # the offer it carried, as ``src`` wrote it
 
 
 @dataclass(slots=True)
@@ -467,7 +479,7 @@ class B2BUA:
             return out  # cancelled while the relay was being bound
         body = b""
         if call.offer is not None:
-            body = self._sdp_toward(call, call.b, call.offer)
+            body = self._sdp_toward(call, call.b, widen_offer(call.offer, call.stream))
             self._learn_media(call, call.a, call.offer, False, out)
         bindings = self._location.lookup(call.b.uri, now)
         if not bindings:
@@ -677,7 +689,7 @@ class B2BUA:
             except _BadBody:
                 sdp = None
             if sdp is not None:
-                relay.body = self._sdp_toward(call, call.a, sdp)
+                relay.body = self._answer_toward(call, call.a, call.offer, sdp, out)
                 relay.headers.add("Content-Type", SDP)
                 self._learn_media(call, call.b, sdp, False, out)
         self._respond(call.invite_txn, relay, now, out)
@@ -718,11 +730,12 @@ class B2BUA:
         self._cancel_forks(call, now, out)
         ok = self._to_caller(call, response_to(call.invite, 200))
         if sdp is not None:
-            ok.body = self._sdp_toward(call, call.a, sdp)
+            if call.offer is not None:
+                ok.body = self._answer_toward(call, call.a, call.offer, sdp, out)
+            else:  # delayed offer: the callee offers, the caller answers in its ACK
+                ok.body = self._sdp_toward(call, call.a, widen_offer(sdp, call.stream))
             ok.headers.add("Content-Type", SDP)
             self._learn_media(call, b, sdp, False, out)
-            if call.offer is not None:
-                call.codec = _codec_name(sdp, call.stream)
         if call.offer is None:
             branch.ack_deferred = True  # §13.2.2.4: the answer comes in the caller's ACK
         else:
@@ -884,7 +897,7 @@ class B2BUA:
         if sdp is not None:
             call.held = _held(sdp)
             call.media_since = now
-            body = self._sdp_toward(call, dst, sdp)
+            body = self._sdp_toward(call, dst, widen_offer(sdp, call.stream))
             self._learn_media(call, src, sdp, True, out)
             src.offering = True
         elif request.body:
@@ -903,7 +916,7 @@ class B2BUA:
         except DialogError as exc:
             src.offering = False
             return self._refuse(txn, request, 500, exc.reason, now, info.to.tag)
-        context = _Relayed(call, src, dst, txn, request)
+        context = _Relayed(call, src, dst, txn, request, sdp)
         if self._send(relayed, dst.flow, now, context, out) is None:
             src.offering = False
             self._refuse(txn, request, 503, None, now, info.to.tag)
@@ -950,10 +963,10 @@ class B2BUA:
         if winner is not None and winner.ack_deferred and call.b.dialog is not None:
             # Delayed offer (§13.2.2.4): the caller's answer goes in the callee's ACK.
             body = b""
-            if sdp is not None:
-                body = self._sdp_toward(call, call.b, sdp)
+            offer = call.b.remote_sdp
+            if sdp is not None and offer is not None:
+                body = self._answer_toward(call, call.b, offer, sdp, out)
                 self._learn_media(call, leg, sdp, False, out)
-                call.codec = _codec_name(sdp, call.stream)
             self._send_ack(winner, call.b.dialog, call.b.flow, body, out)
         elif sdp is not None:
             self._learn_media(call, leg, sdp, True, out)
@@ -982,7 +995,10 @@ class B2BUA:
                 except _BadBody:
                     sdp = None
                 if sdp is not None:
-                    back.body = self._sdp_toward(call, src, sdp)
+                    if relayed.offer is not None:
+                        back.body = self._answer_toward(call, src, relayed.offer, sdp, out)
+                    else:
+                        back.body = self._sdp_toward(call, src, sdp)
                     back.headers.add("Content-Type", SDP)
                     if 200 <= status < 300:
                         self._learn_media(call, dst, sdp, True, out)
@@ -1186,7 +1202,9 @@ class B2BUA:
         new = Leg(src.name, bindings[0].flow, aor)
         body = b""
         if other.remote_sdp is not None:
-            body = self._sdp_toward(call, new, _sendrecv(other.remote_sdp))
+            body = self._sdp_toward(
+                call, new, widen_offer(_sendrecv(other.remote_sdp), call.stream)
+            )
         transfer = _Transfer(src, new)
         transfer.branches = self._fork(
             call, new, other.uri, bindings, "", 70, body, transfer, now, out
@@ -1229,7 +1247,7 @@ class B2BUA:
         keep.name = src.name  # Y's SDP now describes this call's relay leg
         remote = call.other(src).remote_sdp
         assert remote is not None
-        body = self._sdp_toward(call, keep, _sendrecv(remote))
+        body = self._sdp_toward(call, keep, widen_offer(_sendrecv(remote), call.stream))
         keep.name = name
 
         def joined(status: int, when: float, acts: list[Action]) -> None:
@@ -1265,7 +1283,9 @@ class B2BUA:
                 self._dialogs[leg.dialog.id] = (call, leg)
         if keep.remote_sdp is not None:
             self._learn_media(call, keep, keep.remote_sdp, True, out)
-            call.codec = _codec_name(keep.remote_sdp, call.stream) or call.codec
+            offer = call.other(keep).remote_sdp
+            if offer is not None:
+                self._answer_toward(call, call.other(keep), offer, keep.remote_sdp, out)
         call.media_since = now
         # The other call ends with neither of its phones told: both live on elsewhere.
         for leg in (other.a, other.b):
@@ -1340,7 +1360,9 @@ class B2BUA:
         call.departed.append(old)
         if sdp is not None:
             self._learn_media(call, new, sdp, True, out)
-            call.codec = _codec_name(sdp, call.stream) or call.codec
+            offer = call.other(new).remote_sdp
+            if offer is not None:
+                self._answer_toward(call, call.other(new), offer, sdp, out)
         call.media_since = now
         self._notify(old, 200, "OK", True, now, out)
         log.info("call %s: transferred to %s", call.id, new.uri)
@@ -1525,6 +1547,42 @@ class B2BUA:
             data = out.to_bytes()
         leg.sdp_sent = data
         return data
+
+    def _answer_toward(
+        self,
+        call: Call,
+        offerer: Leg,
+        offer: SessionDescription,
+        answer: SessionDescription,
+        out: list[Action],
+    ) -> bytes:
+        """``answer`` to the (widened) ``offer`` of ``offerer``, as sent back to it, and the
+        relay plan bridging the two (``media.bridge``: transcoding, DTMF as INFO)."""
+        result, fit = plan(offer, answer, call.stream, offerer.name)
+        call.codec = result.codec or call.codec
+        out.append(MediaPlanned(call, result))
+        return self._sdp_toward(call, offerer, fit)
+
+    def dtmf(
+        self, call: Call, leg: LegName, digit: str, duration_ms: int, now: float
+    ) -> list[Action]:
+        """A key press the relay heard on ``leg``, for a far side without telephone-event:
+        SIP INFO ``application/dtmf-relay`` (the form Cisco and Asterisk use)."""
+        out: list[Action] = []
+        dst = call.other(call.leg(leg))
+        if call.state is not CallState.ANSWERED or dst.dialog is None:
+            return out
+        try:
+            info = dst.dialog.build_request(
+                "INFO",
+                via=self._via(dst.flow),
+                body=dtmf_relay_body(digit, duration_ms),
+                content_type=DTMF_RELAY_CONTENT_TYPE,
+            )
+        except (DialogError, ValueError):
+            return out
+        self._send(info, dst.flow, now, _IGNORE, out)
+        return out
 
     def _learn_media(
         self, call: Call, leg: Leg, sdp: SessionDescription, relatch: bool, out: list[Action]

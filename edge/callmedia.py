@@ -12,7 +12,7 @@ import concurrent.futures
 import logging
 from collections.abc import Callable
 
-from edge.b2bua import Call, CallState, LegName, MediaTarget
+from edge.b2bua import Call, CallState, LegName, MediaPlanned, MediaTarget
 from edge.cdr import CallRecord, LegRecord, write_cdr
 from edge.config import EdgeConfig
 from edge.outbox import Outbox, OutboxError
@@ -32,6 +32,7 @@ class CallMedia:
         outbox: Outbox | None,
         on_ready: Callable[[Call, bool], None],
         on_timeout: Callable[[Call], None],
+        on_dtmf: Callable[[Call, LegName, str, int], None],
     ) -> None:
         self._loop = loop
         self._config = config
@@ -40,6 +41,7 @@ class CallMedia:
         self._outbox = outbox
         self._on_ready = on_ready
         self._on_timeout = on_timeout
+        self._on_dtmf = on_dtmf
         self.sessions: dict[Call, RelaySession] = {}
         self._opening: set[Call] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -85,6 +87,32 @@ class CallMedia:
             return
         if action.relatch:
             session.relatch(action.leg)  # RFC 4961 / DESIGN.md: re-latch after a re-INVITE
+
+    def plan(self, action: MediaPlanned) -> None:
+        """Payload maps (transcoding, renumbering) and DTMF taps for the call's relay."""
+        session = self.sessions.get(action.call)
+        if session is None:
+            return
+        call, plan = action.call, action.plan
+        legs: tuple[LegName, LegName] = ("a", "b")
+        try:
+            for leg in legs:
+                session.set_payload_map(leg, plan.payload_maps.get(leg, {}))
+                pt = plan.dtmf_to_info.get(leg)
+                if pt is None:
+                    session.set_dtmf(leg, None, None, forward=True)
+                else:
+                    session.set_dtmf(leg, pt, self._dtmf_callback(call, leg), forward=False)
+        except ValueError as exc:
+            log.info("call %s: media plan refused: %s", call.id, exc)
+        if plan.transcodes:
+            log.info("call %s: transcoding G.711 (%s)", call.id, plan.codec)
+
+    def _dtmf_callback(self, call: Call, leg: LegName) -> Callable[[str, int], None]:
+        def heard(digit: str, duration_ms: int) -> None:
+            self._on_dtmf(call, leg, digit, duration_ms)
+
+        return heard
 
     def ended(self, call: Call) -> None:
         session = self.sessions.pop(call, None)
@@ -180,10 +208,13 @@ _NO_TRAFFIC = DirectionStats(0, 0, 0, 0)
 def _leg(call: Call, name: LegName, sip_call_id: str, stats: RelayStats | None) -> LegRecord:
     leg = call.leg(name)
     received = sent = _NO_TRAFFIC
+    report = None
     if stats is not None:
         received, sent = (
             (stats.a_to_b, stats.b_to_a) if name == "a" else (stats.b_to_a, stats.a_to_b)
         )
+        # RFC 3550 §6.4: what the leg's phone reported about the media it received.
+        report = stats.report_a if name == "a" else stats.report_b
     remote = leg.media_address or leg.flow.remote
     return LegRecord(
         role="caller" if name == "a" else "callee",
@@ -196,6 +227,6 @@ def _leg(call: Call, name: LegName, sip_call_id: str, stats: RelayStats | None) 
         packets_received=received.packets,
         bytes_sent=sent.octets,
         bytes_received=received.octets,
-        packets_lost=0,
-        jitter_ms=0.0,
+        packets_lost=report.cumulative_lost if report is not None else 0,
+        jitter_ms=report.jitter_ms if report is not None else 0.0,
     )

@@ -19,7 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.auth import PhoneAuth
-from edge.b2bua import B2BUA, Action, Call, CallEnded, MediaTarget, OpenMedia
+from edge.b2bua import (
+    B2BUA,
+    Action,
+    Call,
+    CallEnded,
+    LegName,
+    MediaPlanned,
+    MediaTarget,
+    OpenMedia,
+)
 from edge.callmedia import CallMedia
 from edge.certs import ensure_self_signed, server_ssl_context
 from edge.config import EdgeConfig, HostPort, Listener
@@ -110,7 +119,12 @@ class SipService:
             wall_clock,
         )
         self.media = CallMedia(
-            self._loop, lambda: self.config, outbox, self._media_ready, self._media_timeout
+            self._loop,
+            lambda: self.config,
+            outbox,
+            self._media_ready,
+            self._media_timeout,
+            self._dtmf,
         )
         self.transports = Transports(
             self._on_bytes,
@@ -344,6 +358,8 @@ class SipService:
                 self.media.open(action.call)
             elif isinstance(action, MediaTarget):
                 self.media.target(action)
+            elif isinstance(action, MediaPlanned):
+                self.media.plan(action)
             elif isinstance(action, CallEnded):
                 self.media.ended(action.call)
             else:
@@ -356,6 +372,9 @@ class SipService:
     def _media_ready(self, call: Call, ok: bool) -> None:
         now = self._loop.time()
         self._act(self.calls.media_ready(call, now) if ok else self.calls.media_failed(call, now))
+
+    def _dtmf(self, call: Call, leg: LegName, digit: str, duration_ms: int) -> None:
+        self._act(self.calls.dtmf(call, leg, digit, duration_ms, self._loop.time()))
 
     def _media_timeout(self, call: Call) -> None:
         self._act(self.calls.media_timeout(call, self._loop.time()))

@@ -32,7 +32,9 @@ def edge(tmp_path: Path) -> Iterator[EdgeProcess]:
         yield proc
 
 
-def phone(edge: EdgeProcess, workdir: Path, user: str, password: str, extra: str = "") -> Baresip:
+def phone(
+    edge: EdgeProcess, workdir: Path, user: str, password: str, extra: str = "", codec: str = "PCMU"
+) -> Baresip:
     return Baresip(
         workdir,
         user=user,
@@ -40,7 +42,7 @@ def phone(edge: EdgeProcess, workdir: Path, user: str, password: str, extra: str
         domain="voxedge.test",
         registrar=f"127.0.0.1:{edge.port('udp')}",
         transport="udp",
-        account_extra=f";audio_codecs=PCMU{extra}",
+        account_extra=f";audio_codecs={codec}{extra}",
     )
 
 
@@ -73,3 +75,27 @@ def test_two_baresips_talk_through_the_edge(edge: EdgeProcess, tmp_path: Path, h
         assert leg["codec"] == "PCMU"
     assert edge.proc is not None and edge.proc.poll() is None
     assert "Traceback" not in edge.log()
+
+
+def test_pcma_phone_calls_pcmu_phone_through_the_transcoder(
+    edge: EdgeProcess, tmp_path: Path
+) -> None:
+    alice = phone(edge, tmp_path / "alice", "1001", "alice-secret", codec="PCMA")
+    bob = phone(edge, tmp_path / "bob", "1002", "bob-secret", ";answermode=auto", codec="PCMU")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(alice)
+        stack.enter_context(bob)
+        assert alice.wait_registered(10) and bob.wait_registered(10)
+        alice.command("dial sip:1002@voxedge.test")
+        assert alice.wait_for(r"Call established", 10), alice.output + edge.log()
+        assert bob.wait_for(r"Call established", 10), bob.output
+        time.sleep(TALK)
+        alice.command("hangup")
+        assert bob.wait_for(r"terminated|closed", 10), bob.output
+    (record,) = edge.call_records(1)
+    assert "transcoding G.711" in edge.log()
+    legs = record["legs"]
+    assert isinstance(legs, list)
+    for leg in legs:
+        assert leg["packets_received"] > 40 * (TALK - 1), leg
+        assert leg["packets_sent"] > 40 * (TALK - 1), leg

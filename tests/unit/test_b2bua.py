@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from edge.auth import PhoneAuth
-from edge.b2bua import B2BUA, Action, Call, CallEnded, CallState, MediaTarget, OpenMedia
+from edge.b2bua import (
+    B2BUA,
+    Action,
+    Call,
+    CallEnded,
+    CallState,
+    MediaPlanned,
+    MediaTarget,
+    OpenMedia,
+)
 from edge.config import parse_config
 from edge.limits import AuthFailureThrottle
 from edge.location import Binding, LocationService
@@ -995,3 +1004,40 @@ def test_accept_without_sdp_gets_406(h: Harness) -> None:
     h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2, extra="Accept: text/nobodyKnowsThis")
     response = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
     assert response.status == 406 and response.headers.get("Accept") == "application/sdp"
+
+
+# ---------------------------------------------------------------------------- codecs, DTMF
+
+
+def test_pcma_caller_and_pcmu_callee_are_transcoded(h: Harness) -> None:
+    h.call(body=OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 8 101"))
+    invite = h.last_request(BOB1, "INVITE")
+    assert parse_sdp(invite.body).media[0].formats == ["8", "101", "0"]  # PCMU added
+    h.response_from(BOB1, reply(invite, 200, body=ANSWER))  # bob picks PCMU
+    ok = [m for m in h.sent(ALICE) if isinstance(m, Response) and m.status == 200][-1]
+    assert parse_sdp(ok.body).media[0].formats == ["8", "101"]  # alice keeps PCMA
+    (planned,) = [a for a in h.actions if isinstance(a, MediaPlanned)]
+    assert planned.plan.payload_maps == {
+        "b": {0: (8, "ulaw_to_alaw")},
+        "a": {8: (0, "alaw_to_ulaw")},
+    }
+
+
+def test_dtmf_heard_on_a_leg_goes_as_info_to_the_other(h: Harness) -> None:
+    answered(h)
+    (call,) = h.b2bua.calls.values()
+    h._apply(h.b2bua.dtmf(call, "a", "5", 160, h.now))
+    info = h.last_request(BOB1, "INFO")
+    assert info.headers.get("Content-Type") == "application/dtmf-relay"
+    assert info.body == b"Signal=5\r\nDuration=160\r\n"
+
+
+def test_callee_without_telephone_event_gets_caller_dtmf_as_info(h: Harness) -> None:
+    h.call()
+    invite = h.last_request(BOB1, "INVITE")
+    no_events = ANSWER.replace("RTP/AVP 0 101", "RTP/AVP 0").replace(
+        "a=rtpmap:101 telephone-event/8000\r\n", ""
+    )
+    h.response_from(BOB1, reply(invite, 200, body=no_events))
+    (planned,) = [a for a in h.actions if isinstance(a, MediaPlanned)]
+    assert planned.plan.dtmf_to_info == {"a": 101}

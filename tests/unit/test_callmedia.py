@@ -5,7 +5,7 @@ from __future__ import annotations
 from edge.b2bua import Branch, Call, Leg
 from edge.callmedia import call_record
 from edge.cdr import CallRecord
-from media.relay import DirectionStats, RelayStats
+from media.relay import DirectionStats, ReceptionReport, RelayStats
 from sip.flow import Flow
 from sip.message import Request
 from sip.parser import parse_message
@@ -44,12 +44,14 @@ def test_answered_call_record_has_both_legs_and_their_counters() -> None:
         source_b=("10.2.2.2", 5000),
         last_rx_a=1.0,
         last_rx_b=1.0,
+        report_a=ReceptionReport(cumulative_lost=3, fraction_lost=0.01, jitter_ms=2.5),
     )
     record = call_record(call, "edge-1", stats)
     assert CallRecord.from_payload(record.to_payload()) == record  # a valid, complete record
     caller, callee = record.legs
     assert (caller.role, caller.sip_call_id, caller.remote) == ("caller", "a-side", "10.1.1.1:4000")
     assert (caller.packets_received, caller.packets_sent) == (400, 390)
+    assert (caller.packets_lost, caller.jitter_ms) == (3, 2.5)  # from the caller's RTCP
     assert (callee.role, callee.sip_call_id, callee.remote) == (
         "callee",
         "b-side",
