@@ -210,11 +210,11 @@ class Call:
         "a_tag",
         "answered",
         "b",
-        "branches",
         "codec",
         "departed",
         "end_cause",
         "ended",
+        "forks",
         "held",
         "hung_up_by",
         "id",
@@ -231,7 +231,6 @@ class Call:
         "timer_headers",
         "timers",
         "transfer",
-        "winner",
     )
 
     def __init__(
@@ -243,8 +242,7 @@ class Call:
         self.a = a
         self.b = b
         self.state = CallState.SETUP
-        self.branches: dict[ClientTransaction, Branch] = {}
-        self.winner: Branch | None = None
+        self.forks = _Forks()  # the INVITEs to the callee's contacts
         self.offer: SessionDescription | None = None  # the caller's initial offer
         self.stream = 0  # index of the relayed m= line
         self.media_ports: dict[LegName, int] = {}  # relay RTP port per leg, set by the glue
@@ -297,11 +295,20 @@ class _Relayed:
     offer: SessionDescription | None = None  # the offer it carried, as ``src`` wrote it
 
 
+@dataclass(slots=True, eq=False)
+class _Forks:
+    """The parallel INVITEs of one attempt: to the callee, or to a transfer's target."""
+
+    transfer: _Transfer | None = None
+    branches: dict[ClientTransaction, Branch] = field(default_factory=dict)
+    winner: Branch | None = None
+
+
 @dataclass(slots=True)
 class _Forked:
     call: Call
     branch: Branch
-    transfer: _Transfer | None = None
+    forks: _Forks
 
 
 @dataclass(slots=True)
@@ -311,8 +318,6 @@ class _Transfer:
 
     transferor: Leg
     target: Leg
-    branches: dict[ClientTransaction, Branch] = field(default_factory=dict)
-    winner: Branch | None = None
 
 
 _OnAnswer = Callable[[int, float, list["Action"]], None]
@@ -487,10 +492,10 @@ class B2BUA:
         display = call.invite.headers.get("From") or ""
         name = display.split("<")[0].strip() if "<" in display else ""
         max_forwards = (self._max_forwards(call.invite) or 70) - 1
-        call.branches = self._fork(
-            call, call.b, call.a.uri, bindings, name, max_forwards, body, None, now, out
+        self._fork(
+            call, call.b, call.a.uri, bindings, name, max_forwards, body, call.forks, now, out
         )
-        if not call.branches:
+        if not call.forks.branches:
             return self._fail(call, 503, "Service Unavailable", "failed", now, out)
         call.b.flow = bindings[0].flow
         return out
@@ -504,14 +509,13 @@ class B2BUA:
         display: str,
         max_forwards: int,
         body: bytes,
-        transfer: _Transfer | None,
+        forks: _Forks,
         now: float,
         out: list[Action],
-    ) -> dict[ClientTransaction, Branch]:
+    ) -> None:
         """An INVITE to each of ``bindings`` (parallel forking), each a dialog of its own:
         new Call-ID and tags, the edge's Via and Contact (topology hiding)."""
         domain = self._config().edge.domain
-        branches: dict[ClientTransaction, Branch] = {}
         for binding in bindings:
             request = Request("INVITE", binding.contact.split("?")[0])
             headers = request.headers
@@ -529,10 +533,9 @@ class B2BUA:
             if body:
                 headers.add("Content-Type", SDP)
                 request.body = body
-            txn = self._send(request, binding.flow, now, _Forked(call, branch, transfer), out)
+            txn = self._send(request, binding.flow, now, _Forked(call, branch, forks), out)
             if txn is not None:
-                branches[txn] = branch
-        return branches
+                forks.branches[txn] = branch
 
     def media_failed(self, call: Call, now: float) -> list[Action]:
         out: list[Action] = []
@@ -556,14 +559,14 @@ class B2BUA:
         """End a call before it was answered: the final response to the caller, CANCEL forks."""
         response = self._to_caller(call, response_to(call.invite, status, reason))
         self._respond(call.invite_txn, response, now, out)
-        self._cancel_forks(call, now, out)
+        self._cancel_forks(call.forks, now, out)
         by: HungUpBy = "caller" if cause == "cancelled" else "edge"
         self._end(call, cause, status, by, now, out)
         return out
 
-    def _cancel_forks(self, call: Call, now: float, out: list[Action]) -> None:
-        for branch in call.branches.values():
-            if branch.done or branch is call.winner:
+    def _cancel_forks(self, forks: _Forks, now: float, out: list[Action]) -> None:
+        for branch in forks.branches.values():
+            if branch.done or branch is forks.winner:
                 continue
             if branch.provisional:
                 self._send_cancel(branch, now, out)
@@ -598,12 +601,10 @@ class B2BUA:
     ) -> list[Action]:
         out: list[Action] = []
         context = txn.context
-        if isinstance(context, _Forked) and context.transfer is not None:
-            self._transfer_response(
-                context.call, context.transfer, txn, context.branch, response, now, out
+        if isinstance(context, _Forked):
+            self._fork_response(
+                context.call, context.forks, txn, context.branch, response, now, out
             )
-        elif isinstance(context, _Forked):
-            self._fork_response(context.call, txn, context.branch, response, now, out)
         elif isinstance(context, _Relayed):
             self._relayed_response(context, response, now, out)
         elif isinstance(context, _Refresh):
@@ -617,6 +618,7 @@ class B2BUA:
     def _fork_response(
         self,
         call: Call,
+        forks: _Forks,
         txn: ClientTransaction,
         branch: Branch,
         response: Response,
@@ -624,34 +626,75 @@ class B2BUA:
         out: list[Action],
     ) -> None:
         status = response.status
+        live = self._live(call, forks)
         if status < 200:
             branch.provisional = True
             if branch.cancel:
                 self._send_cancel(branch, now, out)
-            elif status > 100 and call.state is CallState.SETUP:
+            elif status > 100 and live and forks.transfer is None:
                 self._early(call, response, now, out)
             return
-        if status == STATUS_422 and self._retry_422(call, txn, branch, response, now, out):
+        if (
+            status == STATUS_422
+            and live
+            and self._retry_422(call, forks, txn, branch, response, now, out)
+        ):
             return
         if status >= 300:
-            branch.done = True
-            branch.status = status
-            if call.state is CallState.SETUP and all(b.done for b in call.branches.values()):
-                code, reason, cause = _caller_status([b.status for b in call.branches.values()])
-                self._fail(call, code, reason, cause, now, out)
+            self._fork_failed(call, forks, branch, status, now, out)
             return
-        if call.winner is branch:
+        if forks.winner is branch:
             if branch.ack:  # the 2xx again: our ACK was lost (§13.2.2.4)
                 out.append(Send(txn.flow, branch.ack))
             return
-        if call.state is not CallState.SETUP or call.winner is not None:
+        if forks.winner is not None or not live:
             self._ack_and_bye(branch.request, response, txn.flow, now, out)
             return
-        self._answered(call, txn, branch, response, now, out)
+        try:
+            dialog = Dialog.from_uac(branch.request, response)
+            sdp = _sdp_of(response) if response.body else None
+            if branch.request.body and sdp is None:
+                raise _BadBody(488, "no answer SDP")  # we offered: the 2xx must answer
+        except (DialogError, _BadBody) as exc:
+            log.info("call %s: unusable 2xx from %s: %s", call.id, txn.flow.remote, exc.reason)
+            self._ack_and_bye(branch.request, response, txn.flow, now, out)
+            self._fork_failed(
+                call, forks, branch, 488 if isinstance(exc, _BadBody) else 502, now, out
+            )
+            return
+        forks.winner = branch
+        self._cancel_forks(forks, now, out)
+        if forks.transfer is None:
+            self._answered(call, txn, branch, dialog, response, sdp, now, out)
+        else:
+            self._transferred(call, forks.transfer, txn, branch, dialog, sdp, now, out)
+
+    def _live(self, call: Call, forks: _Forks) -> bool:
+        """Whether the attempt ``forks`` belongs to still wants an answer."""
+        if forks.transfer is None:
+            return call.state is CallState.SETUP
+        return call.transfer is forks.transfer
+
+    def _fork_failed(
+        self, call: Call, forks: _Forks, branch: Branch, status: int, now: float, out: list[Action]
+    ) -> None:
+        """A fork's final non-2xx; once all have one, the attempt has failed."""
+        branch.done = True
+        branch.status = status
+        if not self._live(call, forks) or not all(b.done for b in forks.branches.values()):
+            return
+        code, reason, cause = _caller_status([b.status for b in forks.branches.values()])
+        transfer = forks.transfer
+        if transfer is None:
+            self._fail(call, code, reason, cause, now, out)
+        else:
+            call.transfer = None  # the transferor keeps its call (RFC 3515 §2.4.5)
+            self._notify(transfer.transferor, code, REASONS.get(code, "Failed"), True, now, out)
 
     def _retry_422(
         self,
         call: Call,
+        forks: _Forks,
         txn: ClientTransaction,
         branch: Branch,
         response: Response,
@@ -659,7 +702,7 @@ class B2BUA:
         out: list[Action],
     ) -> bool:
         """RFC 4028 §7.3: the callee wants a longer session interval; ask again with it."""
-        if call.state is not CallState.SETUP or branch.cancel:
+        if branch.cancel:
             return False
         try:
             branch.timer_offer = uac_retry_after_422(branch.timer_offer, response.headers)
@@ -673,11 +716,11 @@ class B2BUA:
         for name, value in branch.timer_offer.headers():
             headers.set(name, value)
         branch.request = request
-        del call.branches[txn]
-        retry = self._send(request, branch.flow, now, _Forked(call, branch), out)
+        del forks.branches[txn]
+        retry = self._send(request, branch.flow, now, _Forked(call, branch, forks), out)
         if retry is None:
             return False
-        call.branches[retry] = branch
+        forks.branches[retry] = branch
         return True
 
     def _early(self, call: Call, response: Response, now: float, out: list[Action]) -> None:
@@ -699,35 +742,16 @@ class B2BUA:
         call: Call,
         txn: ClientTransaction,
         branch: Branch,
+        dialog: Dialog,
         response: Response,
+        sdp: SessionDescription | None,
         now: float,
         out: list[Action],
     ) -> None:
-        try:
-            dialog = Dialog.from_uac(branch.request, response)
-            sdp = _sdp_of(response) if response.body else None
-        except (DialogError, _BadBody) as exc:
-            reason = exc.reason
-            log.info("call %s: unusable 2xx from the callee: %s", call.id, reason)
-            self._ack_and_bye(branch.request, response, txn.flow, now, out)
-            branch.done = True
-            branch.status = 502
-            if all(b.done for b in call.branches.values()):
-                self._fail(call, 502, "Bad answer from the callee", "failed", now, out)
-            return
-        if call.offer is not None and sdp is None:
-            self._ack_and_bye(branch.request, response, txn.flow, now, out)
-            branch.done = True
-            branch.status = 488
-            if all(b.done for b in call.branches.values()):
-                self._fail(call, 488, "Callee gave no answer SDP", "failed", now, out)
-            return
-        call.winner = branch
         b = call.b
         b.flow = txn.flow
         b.dialog = dialog
         self._dialogs[dialog.id] = (call, b)
-        self._cancel_forks(call, now, out)
         ok = self._to_caller(call, response_to(call.invite, 200))
         if sdp is not None:
             if call.offer is not None:
@@ -959,7 +983,7 @@ class B2BUA:
                 sdp = _sdp_of(request)
             except _BadBody:
                 sdp = None
-        winner = call.winner
+        winner = call.forks.winner
         if winner is not None and winner.ack_deferred and call.b.dialog is not None:
             # Delayed offer (§13.2.2.4): the caller's answer goes in the callee's ACK.
             body = b""
@@ -1206,10 +1230,9 @@ class B2BUA:
                 call, new, widen_offer(_sendrecv(other.remote_sdp), call.stream)
             )
         transfer = _Transfer(src, new)
-        transfer.branches = self._fork(
-            call, new, other.uri, bindings, "", 70, body, transfer, now, out
-        )
-        if transfer.branches:
+        forks = _Forks(transfer)
+        self._fork(call, new, other.uri, bindings, "", 70, body, forks, now, out)
+        if forks.branches:
             call.transfer = transfer
             log.info("call %s: %s transfers to %s", call.id, src.uri, aor)
         else:
@@ -1301,58 +1324,24 @@ class B2BUA:
         self._notify(src, 200, "OK", True, now, out)
         log.info("call %s: attended transfer done, %s joined", call.id, keep.uri)
 
-    def _transfer_response(
+    def _transferred(
         self,
         call: Call,
         transfer: _Transfer,
         txn: ClientTransaction,
         branch: Branch,
-        response: Response,
+        dialog: Dialog,
+        sdp: SessionDescription | None,
         now: float,
         out: list[Action],
     ) -> None:
-        status = response.status
-        if status < 200:
-            branch.provisional = True
-            if branch.cancel:
-                self._send_cancel(branch, now, out)
-            return
-        if status >= 300:
-            branch.done = True
-            branch.status = status
-            if call.transfer is transfer and all(b.done for b in transfer.branches.values()):
-                call.transfer = None
-                code, _, _ = _caller_status([b.status for b in transfer.branches.values()])
-                self._notify(transfer.transferor, code, REASONS.get(code, "Failed"), True, now, out)
-            return
-        if transfer.winner is branch:
-            if branch.ack:
-                out.append(Send(txn.flow, branch.ack))
-            return
-        if transfer.winner is not None or call.transfer is not transfer:
-            self._ack_and_bye(branch.request, response, txn.flow, now, out)
-            return
-        try:
-            dialog = Dialog.from_uac(branch.request, response)
-            sdp = _sdp_of(response) if response.body else None
-        except (DialogError, _BadBody):
-            self._ack_and_bye(branch.request, response, txn.flow, now, out)
-            branch.done = True
-            branch.status = 502
-            return
-        transfer.winner = branch
+        """The transfer target answered: it takes the transferor's place (RFC 3515)."""
         call.transfer = None
         new, old = transfer.target, transfer.transferor
         new.flow = txn.flow
         new.dialog = dialog
         self._dialogs[dialog.id] = (call, new)
         self._send_ack(branch, dialog, txn.flow, b"", out)
-        for other_branch in transfer.branches.values():
-            if other_branch is not branch and not other_branch.done:
-                if other_branch.provisional:
-                    self._send_cancel(other_branch, now, out)
-                else:
-                    other_branch.cancel = True
         if old is call.a:
             call.a = new
         else:

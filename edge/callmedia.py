@@ -180,7 +180,7 @@ class CallMedia:
 def call_record(call: Call, edge: str, stats: RelayStats | None) -> CallRecord:
     """The CDR of an ended call; ``stats`` are its relay's counters (None: no media)."""
     ended = call.ended if call.ended is not None else call.started
-    winner = call.winner or next(iter(call.branches.values()), None)
+    winner = call.forks.winner or next(iter(call.forks.branches.values()), None)
     callee_call_id = winner.request.headers.get("Call-ID") or "" if winner else ""
     legs = (
         _leg(call, "a", call.invite.headers.get("Call-ID") or "", stats),

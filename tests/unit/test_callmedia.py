@@ -28,7 +28,7 @@ def _call() -> Call:
     call = Call(invite, ServerTransaction.__new__(ServerTransaction), a, b, 1000.0)
     branch = Branch(Request("INVITE", "sip:bob@127.0.0.1:7002"), FLOW_B)
     branch.request.headers.add("Call-ID", "b-side")
-    call.winner = branch
+    call.forks.winner = branch
     return call
 
 
@@ -64,7 +64,7 @@ def test_answered_call_record_has_both_legs_and_their_counters() -> None:
 
 def test_unanswered_call_without_media_still_makes_a_record() -> None:
     call = _call()
-    call.winner = None
+    call.forks.winner = None
     call.ended, call.sip_code, call.end_cause = 1001.0, 487, "cancelled"
     record = call_record(call, "edge-1", None)
     assert record.answered is None and record.sip_code == 487
