@@ -36,13 +36,12 @@ from edge.config import EdgeConfig
 from edge.location import Binding, LocationService
 from edge.responses import ALLOW, SUPPORTED, finish, new_tag
 from media.bridge import MediaPlan, plan, widen_offer
-from media.offer_answer import addrtype_of, codec_map, is_unspecified, rewrite_for_relay
+from media.offer_answer import addrtype_of, is_hold, is_unspecified, rewrite_for_relay
 from media.sdp import (
     Origin,
     SdpError,
     SessionDescription,
     connection_for,
-    effective_direction,
     parse_sdp,
 )
 from sip.dialog import Dialog, DialogError, DialogId, build_cancel, dialog_id_for_request
@@ -827,7 +826,7 @@ class B2BUA:
     ) -> None:
         """Send a 2xx to an INVITE and keep re-sending it until the ACK (RFC 3261 §13.3.1.4):
         T1, doubling up to T2; after 64*T1 without an ACK the session ends with BYE."""
-        t1 = self._tl_timers().t1
+        t1 = self._config().edge.t1
         cseq = int((txn.request.headers.get("CSeq") or "0").split()[0])
         unacked = _Unacked(txn, response, cseq, t1, now + 64 * t1)
         leg.unacked = unacked
@@ -844,14 +843,10 @@ class B2BUA:
             self._hang_up(call, None, "failed", "edge", now, out)
             return
         out.extend(self._tl.respond(unacked.txn, unacked.response, now))
-        unacked.interval = min(unacked.interval * 2, self._tl_timers().t2)
+        unacked.interval = min(unacked.interval * 2, self._config().edge.t2)
         unacked.timer = self._at(
             call, now + unacked.interval, lambda t, o: self._resend_2xx(call, leg, t, o)
         )
-
-    def _tl_timers(self) -> _T1T2:
-        edge = self._config().edge
-        return _T1T2(edge.t1, edge.t2)
 
     # ------------------------------------------------------------------ in-dialog requests
 
@@ -919,7 +914,7 @@ class B2BUA:
         body = b""
         content_type = request.headers.get("Content-Type")
         if sdp is not None:
-            call.held = _held(sdp)
+            call.held = is_hold(sdp)
             call.media_since = now
             body = self._sdp_toward(call, dst, widen_offer(sdp, call.stream))
             self._learn_media(call, src, sdp, True, out)
@@ -1589,12 +1584,6 @@ class B2BUA:
         out.append(MediaTarget(call, leg.name, address, relatch))
 
 
-@dataclass(frozen=True, slots=True)
-class _T1T2:
-    t1: float
-    t2: float
-
-
 class _BadBody(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -1630,16 +1619,6 @@ def _audio_stream(sdp: SessionDescription) -> int | None:
     return None
 
 
-def _held(sdp: SessionDescription) -> bool:
-    """An offer that holds the call: every accepted stream not sendrecv, or c=0.0.0.0
-    (RFC 3264 §8.4, RFC 2543 hold)."""
-    active = [m for m in sdp.media if m.port != 0]
-    return bool(active) and all(
-        effective_direction(sdp, m) != "sendrecv" or is_unspecified(connection_for(sdp, m))
-        for m in active
-    )
-
-
 def _refresh_headers(leg: Leg) -> list[tuple[str, str]]:
     """Session-timer headers of a request the edge sends ``leg`` in its dialog (§7.4): our
     terms, with the refresher as the leg's running timer has it."""
@@ -1657,18 +1636,6 @@ def _sendrecv(sdp: SessionDescription) -> SessionDescription:
         if media.port != 0:
             media.set_direction("sendrecv")
     return out
-
-
-def _codec_name(sdp: SessionDescription, stream: int) -> str | None:
-    if stream >= len(sdp.media):
-        return None
-    media = sdp.media[stream]
-    codecs = codec_map(media)
-    for fmt in media.formats:
-        rtpmap = codecs.get(fmt)
-        if rtpmap is not None and rtpmap.encoding.lower() != "telephone-event":
-            return rtpmap.encoding
-    return None
 
 
 # How the callee's final answers become the caller's (RFC 3261 §16.7 picks the best of
