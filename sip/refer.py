@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import unquote_to_bytes
 
 from sip.dialog import DialogId
 from sip.errors import SipParseError
-from sip.headers import parse_name_addr, parse_uint, quoted_string_end
+from sip.headers import parse_name_addr, quoted_string_end
 from sip.message import header_key
 from sip.parser import TOKEN_RE
-from sip.uri import SipUri, Uri, parse_uri
+from sip.uri import SipUri, Uri
 
 # RFC 3261 §25.1 has callid = word ["@" word]; like sip.validate, any Call-ID without white
 # space or control characters is accepted, so every dialog we hold can be named. A ';' would
@@ -52,16 +52,6 @@ class Replaces:
 
     def __str__(self) -> str:
         return format_replaces(self.call_id, self.to_tag, self.from_tag, early_only=self.early_only)
-
-
-def replaces_for_dialog(dialog_id: DialogId, *, early_only: bool = False) -> Replaces:
-    """The Replaces naming one of *our* dialogs, for the peer of that dialog to receive.
-
-    ``dialog_id`` is from our side, so the peer's local tag (``to_tag``) is our remote tag.
-    """
-    if dialog_id.remote_tag is None:
-        raise ValueError("a dialog without a remote tag cannot be replaced (RFC 3891 §6.1)")
-    return Replaces(dialog_id.call_id, dialog_id.remote_tag, dialog_id.local_tag, early_only)
 
 
 def _split_params(text: str, what: str) -> list[tuple[str, str | None]]:
@@ -226,23 +216,6 @@ def parse_refer_to(value: str) -> ReferTarget:
     return ReferTarget(uri, parsed, addr.display, dict(addr.params), tuple(headers), replaces)
 
 
-def refer_to_with_replaces(target_uri: str, replaces: Replaces) -> str:
-    """A Refer-To value ``<target?Replaces=...>`` for an attended transfer (RFC 3891 §3,
-    RFC 3515 §2.1); the Replaces value is %-escaped into the URI header (RFC 3261 §19.1.1)."""
-    try:
-        parsed = parse_uri(target_uri)
-    except SipParseError as exc:
-        raise ValueError(f"bad target URI: {exc.reason}") from exc
-    if not isinstance(parsed, SipUri):
-        raise ValueError("Replaces can only ride in a SIP or SIPS URI")
-    if any(header_key(_unescape(name)) == "replaces" for name in parsed.headers):
-        raise ValueError("the target URI already carries a Replaces")
-    # quote(safe="") leaves only unreserved characters, all within hvalue (RFC 3261 §25.1).
-    escaped = quote(str(replaces), safe="")
-    joiner = "&" if parsed.headers else "?"
-    return f"<{target_uri}{joiner}Replaces={escaped}>"
-
-
 # --- NOTIFY for the implicit subscription (RFC 3515 §2.4.4 - §2.4.7, RFC 3420) -------------------
 
 
@@ -253,23 +226,6 @@ def sipfrag(status: int, reason: str) -> bytes:
     if _UNSAFE_CHARS.search(reason.replace("\t", " ")):
         raise ValueError("reason must not contain control characters")
     return f"SIP/2.0 {status} {reason}\r\n".encode()
-
-
-_STATUS_LINE_RE = re.compile(r"SIP/2\.0 ([1-6][0-9][0-9]) ([^\r\n]*)")
-
-
-def parse_sipfrag(body: bytes) -> tuple[int, str]:
-    """The status and reason of a message/sipfrag NOTIFY body (RFC 3515 §2.4.5): its first line
-    MUST be a Status-Line; any header lines after it are ignored."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SipParseError("Malformed sipfrag: not UTF-8") from exc
-    first = text.split("\n", 1)[0].removesuffix("\r")
-    match = _STATUS_LINE_RE.fullmatch(first)
-    if match is None:
-        raise SipParseError("Malformed sipfrag: no Status-Line")
-    return int(match.group(1)), match.group(2)
 
 
 def refer_event(refer_cseq: int | None = None) -> str:
@@ -300,12 +256,8 @@ def subscription_terminated(reason: str = "noresource") -> str:
 
 # --- DTMF relay over INFO (application/dtmf-relay, de facto: Cisco, Asterisk) ------------------
 
-# RFC 4733 §3.2 event codes 10-15, which some senders put in Signal= instead of the character.
-_EVENT_DIGITS = {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}
 _DIGITS = frozenset("0123456789*#ABCD")
-DEFAULT_DTMF_DURATION_MS = 160  # when a body has no Duration= line
 MAX_DTMF_DURATION_MS = 60_000
-MAX_DTMF_BODY = 512
 
 
 def dtmf_relay_body(digit: str, duration_ms: int) -> bytes:
@@ -316,40 +268,3 @@ def dtmf_relay_body(digit: str, duration_ms: int) -> bytes:
     if not 1 <= duration_ms <= MAX_DTMF_DURATION_MS:
         raise ValueError(f"duration_ms must be within 1..{MAX_DTMF_DURATION_MS}")
     return f"Signal={signal}\r\nDuration={duration_ms}\r\n".encode()
-
-
-def parse_dtmf_relay(body: bytes) -> tuple[str, int]:
-    """(digit, duration in ms) from an application/dtmf-relay body.
-
-    Lenient as peers are: CRLF or LF lines, spaces around '=', keys in any case, unknown keys
-    ignored, Duration optional (``DEFAULT_DTMF_DURATION_MS``), RFC 4733 event numbers 10-15
-    for * # A-D. The digit comes back as one of 0-9 * # A-D.
-    """
-    if len(body) > MAX_DTMF_BODY:
-        raise SipParseError("DTMF body too large")
-    try:
-        text = body.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise SipParseError("Malformed DTMF body: not ASCII") from exc
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        key, eq, value = line.partition("=")
-        key = key.strip().lower()
-        if not eq or not key:
-            raise SipParseError("Malformed DTMF body line")
-        if key in fields:
-            raise SipParseError(f"Repeated {key} in DTMF body")
-        fields[key] = value.strip()
-    signal = fields.get("signal")
-    if signal is None:
-        raise SipParseError("DTMF body without Signal")
-    digit = _EVENT_DIGITS.get(signal, signal.upper())
-    if len(digit) != 1 or digit not in _DIGITS:
-        raise SipParseError("Unknown DTMF signal")
-    duration_text = fields.get("duration")
-    if duration_text is None:
-        return digit, DEFAULT_DTMF_DURATION_MS
-    duration = parse_uint(duration_text, "DTMF Duration", MAX_DTMF_DURATION_MS)
-    return digit, duration
