@@ -5,7 +5,8 @@ Usage (from the project root):
     .venv/bin/python benchmarks/run.py                      # every target, UDP, 10 s steps
     .venv/bin/python benchmarks/run.py --quick              # 2 s steps, for a smoke test
     .venv/bin/python benchmarks/run.py --only kamailio      # one target (or: --only edge)
-    .venv/bin/python benchmarks/run.py --only register      # one benchmark (the only one so far)
+    .venv/bin/python benchmarks/run.py --only register      # one benchmark
+    .venv/bin/python benchmarks/run.py --only calls         # calls/s (benchmarks/calls_bench.py)
     .venv/bin/python benchmarks/run.py --transport u1,t1    # UDP, then one TCP connection
     .venv/bin/python benchmarks/run.py --install            # apt-get install kamailio if missing
     .venv/bin/python benchmarks/run.py --check --rates 250  # functional checks, then one step
@@ -35,6 +36,11 @@ contact, register over TCP, a wrong password is refused; the exit code is 1 if o
 TCP steps use ``t1`` (one connection); with SIPp's ``tn`` every call has its own Contact and
 SIPp itself is the bottleneck from a few hundred calls/s. ``--keep`` keeps the work
 directory (SIPp logs, target logs, configs). ``--json FILE`` also writes the steps as JSON.
+
+The ``calls`` benchmark is ``benchmarks/calls_bench.py`` (whole calls, caller SIPp -> target ->
+callee SIPp, against the edge and against Kamailio as a proxy, ``kamailio/proxy.cfg``); it
+takes this script's ``--quick``/``--step-seconds``, target names, ``--check`` and ``--keep``
+(not ``--rates``, ``--transport``, ``--users`` or ``--json``). See its docstring.
 """
 
 from __future__ import annotations
@@ -84,7 +90,7 @@ START_TIMEOUT = 15.0  # seconds for a target to accept TCP connections
 STOP_TIMEOUT = 10.0  # seconds for a target to exit after SIGTERM
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = ("edge", "kamailio")
-BENCHMARKS = ("register", "parser", "relay")
+BENCHMARKS = ("register", "calls", "parser", "relay")
 
 
 # Kamailio: " 1(123) ERROR: <core> …"; Python logging: "… ERROR voxedge.sip: …".
@@ -183,12 +189,20 @@ def start_edge(workdir: Path, users: list[PhoneUser], port: int) -> Target:
     return _spawn("edge", [str(EDGE_BIN), "--config", str(config)], workdir, port, log)
 
 
-def start_kamailio(workdir: Path, users: list[PhoneUser], port: int) -> Target:
-    """Start Kamailio as a digest registrar (``benchmarks/kamailio/registrar.cfg``).
+def start_kamailio(
+    workdir: Path,
+    users: list[PhoneUser],
+    port: int,
+    *,
+    config: Path = KAMAILIO_CFG,
+    shared_mb: int = 128,
+) -> Target:
+    """Start Kamailio as a digest registrar (``benchmarks/kamailio/registrar.cfg``), or with
+    another ``config`` that takes the same defines (``proxy.cfg``: the calls benchmark).
 
     Foreground (``-DD``) so the main PID is ours, logs on stderr (``-E``) into
-    ``kamailio.log``, TLSF shared-memory allocator (``-x tlsf``), 128 MB shared / 16 MB
-    private memory, two workers per transport for the two cores.
+    ``kamailio.log``, TLSF shared-memory allocator (``-x tlsf``), ``shared_mb`` MB shared /
+    16 MB private memory, two workers per transport for the two cores.
     """
     binary = shutil.which("kamailio")
     if binary is None:
@@ -197,7 +211,7 @@ def start_kamailio(workdir: Path, users: list[PhoneUser], port: int) -> Target:
     rundir = workdir / "kamailio-run"
     rundir.mkdir()
     args = [
-        binary, "-f", str(KAMAILIO_CFG), "-DD", "-E", "-x", "tlsf", "-m", "128", "-M", "16",
+        binary, "-f", str(config), "-DD", "-E", "-x", "tlsf", "-m", str(shared_mb), "-M", "16",
         "-Y", str(rundir), "-w", str(rundir),
         "-A", f"SIP_PORT={port}", "-A", f"USER_FIRST={first}", "-A", f"USER_COUNT={len(users)}",
         "-A", "WORKERS=2",
@@ -539,21 +553,8 @@ def print_parser_table(seconds: float) -> None:
     print()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if "parser" in args.benchmarks:
-        print_parser_table(seconds=0.5 if args.quick else 2.0)
-    if "relay" in args.benchmarks:
-        print("media relay vs a bare uvloop UDP forwarder (G.711 calls, 50 packets/s each way)")
-        relay_bench.main(["--quick"] if args.quick else [])
-        print()
-    if "register" not in args.benchmarks:
-        return 0
-    if sipp_path() is None:
-        print("sipp not installed (Debian package sip-tester)")
-        return 2
-    if "kamailio" in args.targets and shutil.which("kamailio") is None and args.install:
-        install_kamailio()
+def register_benchmark(args: argparse.Namespace) -> int:
+    """The registrar benchmark per target (and ``--check``); 1 if nothing ran or a check failed."""
     workdir = Path(tempfile.mkdtemp(prefix="voxedge-bench-"))
     users = phone_users(args.users)
     csv = write_sipp_csv(workdir / "users.csv", users)
@@ -595,6 +596,34 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
             print(f"removed {workdir} (--keep keeps it)")
     return 0 if steps and not failed_checks else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if "parser" in args.benchmarks:
+        print_parser_table(seconds=0.5 if args.quick else 2.0)
+    if "relay" in args.benchmarks:
+        print("media relay vs a bare uvloop UDP forwarder (G.711 calls, 50 packets/s each way)")
+        relay_bench.main(["--quick"] if args.quick else [])
+        print()
+    if not {"register", "calls"} & set(args.benchmarks):
+        return 0
+    if sipp_path() is None:
+        print("sipp not installed (Debian package sip-tester)")
+        return 2
+    if "kamailio" in args.targets and shutil.which("kamailio") is None and args.install:
+        install_kamailio()
+    status = 0
+    if "register" in args.benchmarks:
+        status = register_benchmark(args)
+        print()
+    if "calls" in args.benchmarks:
+        from benchmarks import calls_bench  # it imports this module: load it only when used
+
+        calls_args = ["--step-seconds", f"{args.seconds:g}", "--only", ",".join(args.targets)]
+        calls_args += ["--check"] * args.check + ["--keep"] * args.keep
+        status = max(status, calls_bench.main(calls_args))
+    return status
 
 
 if __name__ == "__main__":

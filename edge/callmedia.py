@@ -48,7 +48,6 @@ class CallMedia:
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cdr")
         self._writes: set[concurrent.futures.Future[bool]] = set()
         self._sweep: asyncio.TimerHandle | None = None
-        self.records_written = 0
 
     # ------------------------------------------------------------------ per call
 
@@ -134,8 +133,6 @@ class CallMedia:
             future.result()
         except (OutboxError, OSError) as exc:
             log.error("call record not written: %s", exc)
-            return
-        self.records_written += 1
 
     # ------------------------------------------------------------------ media timeout
 

@@ -9,19 +9,23 @@
     assert result.exit_code == 0 and result.successful == 1000
 
 SIPp runs in the foreground with ``-nostdin``, bound to 127.0.0.1 on a free port (its control
-socket too), all its files in a fresh directory. ``start_sipp`` takes the same arguments and
-returns at once, for a callee (UAS) that must listen while a caller runs:
+socket too), all its files in a fresh directory. The counts come from its own statistics file
+(``-trace_stat``, last row), the exit code from the process, per-call times from its short
+message log (``-trace_shortmsg``, microsecond timestamps). Its ``-trace_rtt`` and response-time
+counters are not used: SIPp 3.6 reads a coarse clock, so they come in 4 ms steps. SIPp stops
+itself at ``timeout`` (``-timeout -timeout_error``, exit code 255); should it overrun that by
+``KILL_GRACE`` seconds it is killed by PID.
+
+``start_sipp`` takes the same arguments and returns at once, for a callee (UAS) that must
+listen while a caller runs (``target`` None: a UAS answers whoever sends to it):
 
     callee = start_sipp(Path("benchmarks/sipp/call_uas_echo.xml"), None, calls=1, rate=1,
                         timeout=20, extra_args=["-mp", str(free_media_port()), "-rtp_echo"])
-    caller = run_sipp(Path("benchmarks/sipp/call_uac.xml"), f"127.0.0.1:{callee.local_port}", …)
-    assert caller.all_ok and callee.wait().all_ok
- The counts come from its own statistics file (``-trace_stat``, last row),
-the exit code from the process, per-call times from its short message log (``-trace_shortmsg``,
-microsecond timestamps). Its ``-trace_rtt`` and response-time counters are not used: SIPp 3.6
-reads a coarse clock, so they come in 4 ms steps. SIPp stops itself at ``timeout`` (``-timeout
--timeout_error``, exit code 255); should it overrun that by ``KILL_GRACE`` seconds it is killed
-by PID.
+    callee.wait_listening()
+    caller = run_sipp(Path("benchmarks/sipp/call_uac.xml"), f"127.0.0.1:{callee.local_port}",
+                      calls=1, rate=1, csv=caller_csv, keys={"domain": "voxedge.test"},
+                      timeout=20, extra_args=["-s", "1002", "-mp", str(free_media_port())])
+    assert caller.all_ok and callee.wait(timeout=5).all_ok
 
 SIPp 3.6 facts worth knowing (found by testing this build):
 - ``-p 0`` does not mean an ephemeral port: SIPp tries 5060 upward. Hence ``free_port()``.
@@ -39,6 +43,25 @@ SIPp 3.6 facts worth knowing (found by testing this build):
   SDP received; its path is relative to the scenario file. ``-rtp_echo`` sends whatever
   arrives on ``-mp`` back to its source (SIPp 3.6 has no per-call echo action).
 - SIGTERM ends it at once with exit code 0, calls in progress or not.
+
+Writing scenarios for it (benchmarks/sipp/call_*.xml; found the same way):
+- A send's ``[branch]`` is built from its own index in the scenario, ``ack_txn`` or not: an
+  ACK for a non-2xx answer, or a CANCEL, takes the INVITE's Via from a response to it with
+  ``[last_Via:]`` (which keeps any ``received``/``rport`` the far end added).
+- ``[last_Via:]`` joins every Via of the last message on one line (``Via: a, b``), but an
+  ``ereg`` with ``search_in="hdr"`` yields the first header of the name only, and
+  ``assignstr`` does not expand ``[last_...]`` at all (the value comes out empty).
+- ``response_txn`` matches by branch only: a recv for a 487 that follows a CANCEL must name
+  the INVITE's transaction (without it the CSeq-method fallback does not match there), and a
+  CANCEL shares its INVITE's branch, so ``response_txn`` does not tell their 200s apart.
+  With it, a provisional that arrives after the final response is ignored and a retransmitted
+  final response gets the transaction's ACK again (``ack_txn``).
+- A recv's ``response`` is one exact code (no ``4xx``); an ``ereg`` ``check_it`` fails the
+  call inside a recv's actions only (in a ``nop`` it logs and the call succeeds), and an
+  ``ereg`` with ``search_in="msg"`` in a ``nop`` crashes SIPp (exit -11).
+- A UAS scenario does not answer a request retransmitted after its call ended (the dead-call
+  list swallows it), and a BYE that overtakes the ACK (a multi-process proxy) aborts the call
+  unless the ACK's recv is optional.
 """
 
 from __future__ import annotations
@@ -175,13 +198,16 @@ def udp_queued_bytes(port: int, host: str = LOCAL_IP) -> int:
     SIPp never reads its own ``-mp`` socket, so this shows whether RTP reached a caller, e.g.
     the echo of its ``play_pcap_audio``, while that SIPp still runs.
     """
-    local = f"{socket.htonl(int.from_bytes(socket.inet_aton(host), 'big')):08X}:{port:04X}"
-    with open("/proc/net/udp") as table:
-        for line in table.readlines()[1:]:
-            fields = line.split()
-            if fields[1] == local:
-                return int(fields[4].split(":")[1], 16)  # tx_queue:rx_queue
-    return 0
+    rows = _proc_net_rows("udp", host, port)
+    return max((int(row[4].split(":")[1], 16) for row in rows), default=0)  # tx_queue:rx_queue
+
+
+def _proc_net_rows(table: str, host: str, port: int) -> list[list[str]]:
+    """The rows of /proc/net/``table`` (udp, tcp) whose local address is ``host:port``."""
+    address = int.from_bytes(socket.inet_aton(host), "big")
+    local = f"{socket.htonl(address):08X}:{port:04X}"  # as the kernel prints it: host order
+    with open(f"/proc/net/{table}") as lines:
+        return [row for line in lines if (row := line.split()) and row[1] == local]
 
 
 def run_sipp(
@@ -309,6 +335,21 @@ class SippProcess:
     def pid(self) -> int:
         return self._proc.pid
 
+    def wait_listening(self, timeout: float = 5.0) -> None:
+        """Return once SIPp listens on ``local_port`` (UDP bound, or TCP in LISTEN state), so
+        a caller's first INVITE does not go to a closed port; RuntimeError if SIPp exits or
+        ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise RuntimeError(f"SIPp exited before it listened; see {self.workdir}")
+            if _proc_net_rows("udp", LOCAL_IP, self.local_port) or any(
+                row[3] == "0A" for row in _proc_net_rows("tcp", LOCAL_IP, self.local_port)
+            ):
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"SIPp did not listen on {self.local_port} in {timeout:g} s")
+
     def running(self) -> bool:
         """Not yet exited (a process that exited but is not reaped yet counts as exited)."""
         if self._result is not None:
@@ -323,8 +364,15 @@ class SippProcess:
             os.kill(self._proc.pid, signal.SIGTERM)  # not reaped yet: the PID is still ours
         return self.wait()
 
-    def wait(self) -> SippResult:
-        """Wait for SIPp to exit (SIGKILL by PID past the deadline) and read its files."""
+    def wait(self, timeout: float | None = None) -> SippResult:
+        """Wait for SIPp to exit (SIGKILL by PID past the deadline) and read its files;
+        ``timeout``: ``stop()`` it should it still run after that many seconds."""
+        if timeout is not None and self._result is None:
+            deadline = time.monotonic() + timeout
+            while self.running() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self.running():
+                os.kill(self._proc.pid, signal.SIGTERM)  # not reaped yet: the PID is ours
         if self._result is None:
             exit_code, elapsed, cpu, killed = self._reap()
             workdir = self.workdir

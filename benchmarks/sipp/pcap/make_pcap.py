@@ -59,8 +59,7 @@ def tone(seconds: float) -> bytes:
     packets = round(seconds * 1000 / PACKET_MS)
     step = 2 * math.pi * TONE_HZ / SAMPLE_RATE
     return bytes(
-        ulaw(round(AMPLITUDE * math.sin(step * n)))
-        for n in range(packets * SAMPLES_PER_PACKET)
+        ulaw(round(AMPLITUDE * math.sin(step * n))) for n in range(packets * SAMPLES_PER_PACKET)
     )
 
 
@@ -84,7 +83,7 @@ def internet_checksum(data: bytes) -> int:
     """RFC 1071 one's complement sum."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
