@@ -1371,8 +1371,7 @@ class B2BUA:
         self._send(notify, leg.flow, now, _IGNORE, out)
 
     def _drop_departed(self, call: Call, leg: Leg) -> None:
-        if leg in call.departed:
-            call.departed.remove(leg)
+        """A transferor's BYE: its dialog ends (it stays in ``departed`` for the record)."""
         if leg.dialog is not None:
             leg.dialog.terminate()
             self._dialogs.pop(leg.dialog.id, None)
@@ -1631,7 +1630,7 @@ def _refresh_headers(leg: Leg) -> list[tuple[str, str]]:
 
 def _sendrecv(sdp: SessionDescription) -> SessionDescription:
     """A copy of ``sdp`` offering two-way media: a transfer target is not put on hold."""
-    out = copy.deepcopy(sdp)
+    out = sdp.copy()
     for media in out.media:
         if media.port != 0:
             media.set_direction("sendrecv")

@@ -12,7 +12,7 @@ import concurrent.futures
 import logging
 from collections.abc import Callable
 
-from edge.b2bua import Call, CallState, LegName, MediaPlanned, MediaTarget
+from edge.b2bua import Call, CallState, Leg, LegName, MediaPlanned, MediaTarget
 from edge.cdr import CallRecord, LegRecord, write_cdr
 from edge.config import EdgeConfig
 from edge.outbox import Outbox, OutboxError
@@ -175,13 +175,15 @@ class CallMedia:
 
 
 def call_record(call: Call, edge: str, stats: RelayStats | None) -> CallRecord:
-    """The CDR of an ended call; ``stats`` are its relay's counters (None: no media)."""
+    """The CDR of an ended call; ``stats`` are its relay's counters (None: no media). Legs:
+    the caller's and the callee's as the call ended, then any transferor that left it."""
     ended = call.ended if call.ended is not None else call.started
-    winner = call.forks.winner or next(iter(call.forks.branches.values()), None)
-    callee_call_id = winner.request.headers.get("Call-ID") or "" if winner else ""
+    first = next(iter(call.forks.branches.values()), None)
+    unanswered = (first.request.headers.get("Call-ID") or "") if first else ""
     legs = (
-        _leg(call, "a", call.invite.headers.get("Call-ID") or "", stats),
-        _leg(call, "b", callee_call_id, stats),
+        _leg(call, call.a, stats, call.invite.headers.get("Call-ID") or ""),
+        _leg(call, call.b, stats, unanswered),
+        *(_leg(call, leg, None, "") for leg in call.departed),
     )
     return CallRecord(
         call_id=call.id,
@@ -202,22 +204,22 @@ def call_record(call: Call, edge: str, stats: RelayStats | None) -> CallRecord:
 _NO_TRAFFIC = DirectionStats(0, 0, 0, 0)
 
 
-def _leg(call: Call, name: LegName, sip_call_id: str, stats: RelayStats | None) -> LegRecord:
-    leg = call.leg(name)
+def _leg(call: Call, leg: Leg, stats: RelayStats | None, call_id: str) -> LegRecord:
+    """One leg's record: its own dialog's Call-ID (``call_id`` when it never had a dialog)
+    and, for the legs on the relay when the call ended, the relay's counters."""
     received = sent = _NO_TRAFFIC
     report = None
-    if stats is not None:
-        received, sent = (
-            (stats.a_to_b, stats.b_to_a) if name == "a" else (stats.b_to_a, stats.a_to_b)
-        )
+    if stats is not None and leg is call.leg(leg.name):
+        a = leg.name == "a"
+        received, sent = (stats.a_to_b, stats.b_to_a) if a else (stats.b_to_a, stats.a_to_b)
         # RFC 3550 §6.4: what the leg's phone reported about the media it received.
-        report = stats.report_a if name == "a" else stats.report_b
+        report = stats.report_a if a else stats.report_b
     remote = leg.media_address or leg.flow.remote
     return LegRecord(
-        role="caller" if name == "a" else "callee",
-        sip_call_id=sip_call_id,
+        role="caller" if leg.name == "a" else "callee",
+        sip_call_id=leg.dialog.id.call_id if leg.dialog is not None else call_id,
         from_uri=call.a.uri,
-        to_uri=call.b.uri,
+        to_uri=leg.uri if leg.name == "b" else call.b.uri,
         remote=f"{remote[0]}:{remote[1]}",
         codec=call.codec,
         packets_sent=sent.packets,

@@ -17,7 +17,6 @@ formats), with the offerer's own payload numbers.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -49,7 +48,7 @@ class MediaPlan:
 def widen_offer(sdp: SessionDescription, stream: int) -> SessionDescription:
     """A copy of ``sdp`` whose stream ``stream`` also offers the G.711 law missing beside the
     other one, and telephone-event/8000 when it has none."""
-    out = copy.deepcopy(sdp)
+    out = sdp.copy()
     if stream >= len(out.media) or out.media[stream].port == 0:
         return out
     media = out.media[stream]
@@ -74,7 +73,7 @@ def plan(
     """The relay plan for ``answer`` to the widened ``offer`` (``offer`` as the offerer sent it,
     from leg ``offerer``), and a copy of ``answer`` fit to send the offerer."""
     answerer: LegName = "b" if offerer == "a" else "a"
-    fit = copy.deepcopy(answer)
+    fit = answer.copy()
     if stream >= len(offer.media) or stream >= len(answer.media):
         return MediaPlan(), fit
     offered = codec_map(offer.media[stream])

@@ -322,7 +322,7 @@ def rewrite_for_relay(
     if len(ports) != len(sdp.media):
         raise ValueError(f"{len(ports)} ports for {len(sdp.media)} m= lines")
     relay = Connection("IN", addrtype_of(address), address)
-    out = copy.deepcopy(sdp)
+    out = sdp.copy()
     out.attributes[:] = [a for a in out.attributes if not _is_ice(a[0])]
     for media, port in zip(out.media, ports, strict=True):
         if media.port == 0:

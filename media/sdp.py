@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 MAX_SDP_BYTES = 64 * 1024
 MAX_SDP_LINES = 1000
@@ -152,6 +152,19 @@ class MediaDescription(_AttributeList):
     unknown: list[tuple[str, str]] = field(default_factory=list)
     attributes: list[Attribute] = field(default_factory=list)
 
+    def copy(self) -> MediaDescription:
+        """A copy sharing nothing mutable (``copy.deepcopy`` costs ~10x more: calls copy SDP on
+        every offer and answer)."""
+        connection = self.connection
+        return replace(
+            self,
+            formats=list(self.formats),
+            connection=None if connection is None else replace(connection),
+            bandwidths=list(self.bandwidths),
+            unknown=list(self.unknown),
+            attributes=list(self.attributes),
+        )
+
     def rtpmap(self) -> dict[str, RtpMap]:
         """Format → rtpmap, from ``a=rtpmap`` only (static payload types without one are not
         listed; see ``media.offer_answer`` for the RFC 3551 table). The first line wins."""
@@ -217,6 +230,22 @@ class SessionDescription(_AttributeList):
     unknown: list[tuple[str, str]] = field(default_factory=list)
     attributes: list[Attribute] = field(default_factory=list)
     media: list[MediaDescription] = field(default_factory=list)
+
+    def copy(self) -> SessionDescription:
+        """A copy sharing nothing mutable (see ``MediaDescription.copy``)."""
+        connection = self.connection
+        return replace(
+            self,
+            origin=replace(self.origin),
+            emails=list(self.emails),
+            phones=list(self.phones),
+            connection=None if connection is None else replace(connection),
+            bandwidths=list(self.bandwidths),
+            timing=list(self.timing),
+            unknown=list(self.unknown),
+            attributes=list(self.attributes),
+            media=[m.copy() for m in self.media],
+        )
 
     def lines(self) -> list[tuple[str, str]]:
         """``(type, value)`` in RFC 8866 §5 order: v o s i u e p c b t r z k a, then each m=

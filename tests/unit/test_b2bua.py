@@ -410,7 +410,7 @@ def test_fork_hides_the_caller_and_points_sdp_at_the_relay(h: Harness) -> None:
     second = h.last_request(BOB2, "INVITE")
     for invite in (first, second):
         text = invite.to_bytes().decode()
-        for leak in ("alice-call-1", "7001", "atag", "secret-phone", "10.1.1.1", "baresip"):
+        for leak in ("alice-call-1", ":7001", "atag", "secret-phone", "10.1.1.1", "baresip"):
             assert leak not in text
         assert (invite.headers.get("From") or "").startswith('"Alice" <sip:1001@voxedge.test>')
         sdp = parse_sdp(invite.body)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from edge.b2bua import Branch, Call, Leg
 from edge.callmedia import call_record
 from edge.cdr import CallRecord
@@ -9,7 +11,7 @@ from media.relay import DirectionStats, ReceptionReport, RelayStats
 from sip.flow import Flow
 from sip.message import Request
 from sip.parser import parse_message
-from sip.transaction import ServerTransaction
+from sip.transaction import ClientTransaction, ServerTransaction
 
 FLOW_A = Flow("udp", ("127.0.0.1", 7001), ("127.0.0.1", 5060))
 FLOW_B = Flow("udp", ("127.0.0.1", 7002), ("127.0.0.1", 5060))
@@ -28,6 +30,7 @@ def _call() -> Call:
     call = Call(invite, ServerTransaction.__new__(ServerTransaction), a, b, 1000.0)
     branch = Branch(Request("INVITE", "sip:bob@127.0.0.1:7002"), FLOW_B)
     branch.request.headers.add("Call-ID", "b-side")
+    call.forks.branches[cast(ClientTransaction, object())] = branch
     call.forks.winner = branch
     return call
 
@@ -64,6 +67,7 @@ def test_answered_call_record_has_both_legs_and_their_counters() -> None:
 
 def test_unanswered_call_without_media_still_makes_a_record() -> None:
     call = _call()
+    call.forks.branches.clear()
     call.forks.winner = None
     call.ended, call.sip_code, call.end_cause = 1001.0, 487, "cancelled"
     record = call_record(call, "edge-1", None)
