@@ -1,8 +1,9 @@
 """Asyncio glue between the B2BUA and the media relay: a ``RelaySession`` per call, the media
 timeout sweep, and the call record written to the outbox when a call ends.
 
-The outbox write (SQLite, ``synchronous=FULL``, an fsync per record) runs on one worker
-thread so the event loop never waits on the disk; records are written in the order calls end.
+The outbox write (SQLite, ``synchronous=FULL``, an fsync per transaction) runs on one worker
+thread so the event loop never waits on the disk; records are written in the order calls end,
+all those that ended while the previous write ran in one transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 from edge.b2bua import Call, CallState, Leg, LegName, MediaPlanned, MediaTarget
-from edge.cdr import CallRecord, LegRecord, write_cdr
+from edge.cdr import CallRecord, LegRecord, write_cdrs
 from edge.config import EdgeConfig
 from edge.outbox import Outbox, OutboxError
 from media.ports import PortPool
@@ -46,7 +47,8 @@ class CallMedia:
         self._opening: set[Call] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cdr")
-        self._writes: set[concurrent.futures.Future[bool]] = set()
+        self._records: list[CallRecord] = []  # ended calls waiting for the writer
+        self._writing: concurrent.futures.Future[list[bool]] | None = None
         self._sweep: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ per call
@@ -121,18 +123,29 @@ class CallMedia:
             session.close()
         if self._outbox is None:
             return
-        record = call_record(call, self._config().edge.name, stats)
-        outbox = self._outbox
-        future = self._writer.submit(write_cdr, outbox, record, record.ended)
-        self._writes.add(future)
-        future.add_done_callback(self._written)
+        self._records.append(call_record(call, self._config().edge.name, stats))
+        if self._writing is None:
+            self._write()
 
-    def _written(self, future: concurrent.futures.Future[bool]) -> None:
-        self._writes.discard(future)
+    def _write(self) -> None:
+        """Everything queued in one outbox transaction on the writer thread; whatever ends
+        meanwhile goes in the next (group commit: one fsync for a burst of calls)."""
+        assert self._outbox is not None
+        batch, self._records = self._records, []
+        future = self._writer.submit(write_cdrs, self._outbox, batch, batch[-1].ended)
+        self._writing = future
+        future.add_done_callback(
+            lambda done: self._loop.call_soon_threadsafe(self._written, done, len(batch))
+        )
+
+    def _written(self, future: concurrent.futures.Future[list[bool]], count: int) -> None:
+        self._writing = None
         try:
             future.result()
-        except (OutboxError, OSError) as exc:
-            log.error("call record not written: %s", exc)
+        except (OutboxError, OSError, ValueError) as exc:
+            log.error("%d call record(s) not written: %s", count, exc)
+        if self._records:
+            self._write()
 
     # ------------------------------------------------------------------ media timeout
 
@@ -168,9 +181,13 @@ class CallMedia:
         for session in self.sessions.values():
             session.close()
         self.sessions.clear()
-        pending = [asyncio.wrap_future(f) for f in self._writes]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        while self._writing is not None or self._records:  # every record reaches the disk
+            if self._writing is None:
+                self._write()
+            writing = self._writing
+            assert writing is not None
+            await asyncio.wait([asyncio.wrap_future(writing)])
+            await asyncio.sleep(0)  # let _written run
         self._writer.shutdown(wait=True)
 
 

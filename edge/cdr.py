@@ -18,7 +18,7 @@ when duplicates arrive.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeVar, cast, get_args
 
@@ -248,6 +248,6 @@ class _Fields:
         return None if self.value(name) is None else read(name)
 
 
-def write_cdr(outbox: Outbox, record: CallRecord, now: float) -> bool:
-    """Queue ``record`` durably; False if this call's record is already queued."""
-    return outbox.put("cdr", record.idempotency_key, record.to_payload(), now)
+def write_cdrs(outbox: Outbox, records: Sequence[CallRecord], now: float) -> list[bool]:
+    """Queue ``records`` durably in one transaction; per record, False if already queued."""
+    return outbox.put_many([("cdr", r.idempotency_key, r.to_payload()) for r in records], now)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,28 +217,46 @@ class Outbox:
 
     def put(self, kind: str, key: str, payload: Mapping[str, object], now: float) -> bool:
         """Queue ``payload`` under ``key``; durable on return. False if the key is queued."""
-        _check_name("kind", kind, MAX_KIND_CHARS)
-        _check_name("key", key, MAX_KEY_CHARS)
-        text = encode_payload(payload)
-        size = len(text.encode("utf-8"))
-        if size > self.max_payload_bytes:
-            raise ValueError(
-                f"payload of {kind} {key!r} is {size} bytes, over max_payload_bytes "
-                f"({self.max_payload_bytes})"
-            )
+        return self.put_many([(kind, key, payload)], now)[0]
+
+    def put_many(
+        self, items: Sequence[tuple[str, str, Mapping[str, object]]], now: float
+    ) -> list[bool]:
+        """Queue ``(kind, key, payload)`` items in one transaction (one fsync for all: what a
+        busy edge needs when many calls end together); durable on return. Per item, False if
+        its key is queued already. ``OutboxFull`` (nothing written) when they do not all fit.
+        """
+        rows = []
+        for kind, key, payload in items:
+            _check_name("kind", kind, MAX_KIND_CHARS)
+            _check_name("key", key, MAX_KEY_CHARS)
+            text = encode_payload(payload)
+            size = len(text.encode("utf-8"))
+            if size > self.max_payload_bytes:
+                raise ValueError(
+                    f"payload of {kind} {key!r} is {size} bytes, over max_payload_bytes "
+                    f"({self.max_payload_bytes})"
+                )
+            rows.append((key, kind, text, now))
+        added: list[bool] = []
         with self._lock, self._transaction() as db:
             pending = db.execute("SELECT pending FROM outbox_counts").fetchone()[0]
-            if pending >= self.max_pending:
-                if db.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)).fetchone():
-                    return False  # already queued: a retried put is still a no-op
-                raise OutboxFull(
-                    f"outbox full: {pending} pending items (max_pending {self.max_pending})"
+            for row in rows:
+                if pending >= self.max_pending:
+                    if db.execute("SELECT 1 FROM outbox WHERE key = ?", (row[0],)).fetchone():
+                        added.append(False)  # already queued: a retried put is still a no-op
+                        continue
+                    raise OutboxFull(
+                        f"outbox full: {pending} pending items (max_pending {self.max_pending})"
+                    )
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO outbox (key, kind, payload, created) "
+                    "VALUES (?, ?, ?, ?)",
+                    row,
                 )
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO outbox (key, kind, payload, created) VALUES (?, ?, ?, ?)",
-                (key, kind, text, now),
-            )
-        return cursor.rowcount == 1
+                added.append(cursor.rowcount == 1)
+                pending += cursor.rowcount
+        return added
 
     def pending(self, limit: int) -> list[OutboxItem]:
         """Up to ``limit`` undelivered items, oldest (lowest ``seq``) first."""

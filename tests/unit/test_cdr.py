@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.cdr import END_CAUSES, CallRecord, LegRecord, LegRole, write_cdr
+from edge.cdr import END_CAUSES, CallRecord, LegRecord, LegRole, write_cdrs
 from edge.outbox import Outbox, encode_payload
 
 
@@ -81,8 +81,8 @@ def test_write_cdr_round_trips_through_the_outbox_once(tmp_path: Path) -> None:
         from_uri='"\x00\x07\x7f" <sip:j_user@example.com>',
     )
     with Outbox(tmp_path / "cache.sqlite") as box:
-        assert write_cdr(box, rec, now=10.0) is True
-        assert write_cdr(box, rec, now=11.0) is False  # retried after a crash: no duplicate
+        assert write_cdrs(box, [rec], now=10.0) == [True]
+        assert write_cdrs(box, [rec], now=11.0) == [False]  # retried after a crash: no duplicate
     with Outbox(tmp_path / "cache.sqlite") as box:
         [item] = box.pending(10)
     assert (item.kind, item.key) == ("cdr", rec.idempotency_key)

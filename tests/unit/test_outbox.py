@@ -265,3 +265,15 @@ def test_put_commits_while_a_reader_holds_a_snapshot(db_path: Path) -> None:
             assert reader.execute("SELECT count(*) FROM outbox").fetchone()[0] == 2
         finally:
             reader.close()
+
+
+def test_put_many_is_one_transaction(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "cache.sqlite", max_pending=3) as box:
+        assert box.put_many([("cdr", "a", {}), ("cdr", "b", {}), ("cdr", "a", {})], now=1.0) == [
+            True,
+            True,
+            False,  # the same key twice in a batch is still one item
+        ]
+        with pytest.raises(OutboxFull):
+            box.put_many([("cdr", "c", {}), ("cdr", "d", {})], now=2.0)
+        assert [item.key for item in box.pending(10)] == ["a", "b"]  # nothing of the batch
