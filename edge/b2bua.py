@@ -785,7 +785,7 @@ class B2BUA:
         if call.no_answer is not None:
             call.no_answer.cancelled = True
         self._send_2xx(call, call.a, call.invite_txn, ok, now, out)
-        log.info("call %s answered: %s -> %s", call.id, call.a.uri, call.b.uri)
+        log.debug("call %s answered: %s -> %s", call.id, call.a.uri, call.b.uri)
 
     def _send_ack(
         self, branch: Branch, dialog: Dialog, flow: Flow, body: bytes, out: list[Action]
@@ -1437,7 +1437,15 @@ class B2BUA:
                 leg.dialog.terminate()
                 self._dialogs.pop(leg.dialog.id, None)
         self.calls.pop(call.id, None)
-        log.info("call %s ended: %s (%d) by %s", call.id, cause, code, by)
+        log.info(
+            "call %s %s -> %s ended: %s (%d) by %s",
+            call.id,
+            call.a.uri,
+            call.b.uri,
+            cause,
+            code,
+            by,
+        )
         out.append(CallEnded(call))
 
     # ------------------------------------------------------------------ helpers
