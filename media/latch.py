@@ -10,6 +10,10 @@ Rules, per socket:
 - before latching, the first packet from any source latches to it and is accepted;
 - after latching, packets from the latched source are accepted and the rest are dropped and
   counted (``dropped``): a third party cannot hijack or inject into the stream;
+- RTP Bleed (a stranger racing the phone's first packet): a latch to anything but the SDP
+  address is provisional — a later packet from exactly the SDP address takes the latch over.
+  A phone that sends from where its SDP says always wins; one behind NAT (which never sends
+  from its SDP address) is unaffected;
 - ``relatch()`` (after a re-INVITE moved the far end) re-opens the latch: the next packet,
   from whatever source, latches again;
 - ``target`` is where the relay sends toward this far end: the latched source, or the expected
@@ -41,8 +45,9 @@ class Latch:
         """True when a packet from ``source`` is to be relayed (latching to it if open)."""
         if source == self.latched:
             return True
-        if self._open:
-            # RFC 7362 §4.2: learn the far end from the first packet received.
+        if self._open or source == self.expected:
+            # RFC 7362 §4.2: learn the far end from the first packet received; the SDP
+            # address itself may always take over a provisional latch (see above).
             self._open = False
             self.latched = self.target = source
             return True

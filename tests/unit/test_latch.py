@@ -42,9 +42,8 @@ def test_other_sources_are_dropped_and_counted_after_latching() -> None:
     latch = Latch(SDP)
     latch.accept(NAT)
     assert not latch.accept(OTHER)
-    assert not latch.accept(SDP)  # the SDP address too: the latched source wins
     assert not latch.accept((NAT[0], NAT[1] + 1))  # same host, other port
-    assert latch.dropped == 3
+    assert latch.dropped == 2
     assert latch.target == NAT
 
 
@@ -98,3 +97,19 @@ def test_relatch_before_any_packet_changes_nothing() -> None:
     assert latch.target == SDP
     assert latch.accept(NAT)
     assert not latch.accept(OTHER)
+
+
+def test_the_sdp_address_takes_over_a_latch_a_stranger_raced_for() -> None:
+    # RTP Bleed: a stranger's packet arrives before the phone's first one.
+    latch = Latch(expected=SDP)
+    assert latch.accept(OTHER)
+    assert latch.accept(SDP)  # the phone sends from where its SDP said: it wins
+    assert latch.target == SDP
+    assert not latch.accept(OTHER) and latch.dropped == 1
+
+
+def test_a_nat_latch_is_not_taken_over_by_other_strangers() -> None:
+    latch = Latch(expected=SDP)
+    assert latch.accept(NAT)  # the phone's NAT mapping: not the SDP address
+    assert not latch.accept(OTHER)
+    assert latch.target == NAT
