@@ -37,6 +37,7 @@ DOMAIN = "voxedge.test"
 USERS = phone_users(2, first=1001)
 CALLER_ARGS = ["-s", "1002", "-auth_uri", f"1002@{DOMAIN}"]
 NO_ANSWER = 2  # seconds: the edge's no_answer_timeout here
+MEDIA_TIMEOUT = 3  # seconds: its media_timeout
 PCAP_PACKETS = 150  # benchmarks/sipp/pcap/g711u_tone.pcap: 3 s of 20 ms PCMU
 
 
@@ -63,7 +64,10 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         tmp_path_factory.mktemp("edge"),
         [(u.extension, u.password) for u in USERS],
         phone_extra='digest_algorithms = ["MD5"]\n',  # SIPp 3.6 is MD5-only
-        edge_extra=f'no_answer_timeout = {NO_ANSWER}\nmedia_ports = "42000-42999"\n',
+        edge_extra=(
+            f"no_answer_timeout = {NO_ANSWER}\nmedia_timeout = {MEDIA_TIMEOUT}\n"
+            'media_ports = "42000-42999"\n'
+        ),
     )
     with proc:
         yield Edge(proc)
@@ -213,3 +217,15 @@ def test_callee_hangs_up(edge: Edge, tmp_path: Path) -> None:
     assert_ok(callee)
     assert callee.final_statuses == {200: 1}
     assert edge.next_record()["hung_up_by"] == "callee"
+
+
+def test_silent_call_is_ended_by_the_media_timeout(edge: Edge, tmp_path: Path) -> None:
+    """Neither side sends RTP: after media_timeout the edge BYEs both (both scenarios wait for
+    a BYE and answer it)."""
+    caller, callee, _ = call(edge, tmp_path, "call_uas_echo.xml", "call_uac_wait_bye.xml")
+    assert_ok(caller)
+    assert_ok(callee)
+    record = edge.next_record()
+    assert (record["end_cause"], record["hung_up_by"]) == ("media-timeout", "edge")
+    answered = float(record["answered"])
+    assert MEDIA_TIMEOUT < float(record["ended"]) - answered < MEDIA_TIMEOUT + 3

@@ -1041,3 +1041,22 @@ def test_callee_without_telephone_event_gets_caller_dtmf_as_info(h: Harness) -> 
     h.response_from(BOB1, reply(invite, 200, body=no_events))
     (planned,) = [a for a in h.actions if isinstance(a, MediaPlanned)]
     assert planned.plan.dtmf_to_info == {"a": 101}
+
+
+def test_update_is_mirrored_with_its_offer(h: Harness) -> None:
+    invite, _ = answered(h)
+    h.request_from(
+        BOB1,
+        in_dialog("UPDATE", invite, from_caller=False, cseq=1, branch="z9hG4bKu1", via_port=7002,
+                  body=sdp_with("inactive", ANSWER)),
+    )  # fmt: skip
+    update = h.last_request(ALICE, "UPDATE")
+    offer = parse_sdp(update.body)
+    assert offer.media[0].direction == "inactive" and offer.media[0].port == PORTS["a"]
+    assert update.headers.get("Call-ID") == "alice-call-1@10.1.1.1"
+    (call,) = h.b2bua.calls.values()
+    assert call.held
+    h.response_from(ALICE, reply(update, 200, body=sdp_with("inactive")))
+    back = [m for m in h.sent(BOB1) if isinstance(m, Response)][-1]
+    assert back.status == 200 and parse_sdp(back.body).media[0].port == PORTS["b"]
+    assert not [m for m in h.sent(ALICE) if isinstance(m, Request) and m.method == "ACK"]
