@@ -1060,3 +1060,20 @@ def test_update_is_mirrored_with_its_offer(h: Harness) -> None:
     back = [m for m in h.sent(BOB1) if isinstance(m, Response)][-1]
     assert back.status == 200 and parse_sdp(back.body).media[0].port == PORTS["b"]
     assert not [m for m in h.sent(ALICE) if isinstance(m, Request) and m.method == "ACK"]
+
+
+def test_legacy_hold_with_c_zero_is_relayed_as_a_direction(h: Harness) -> None:
+    _, ok = answered(h)
+    legacy = OFFER.replace("c=IN IP4 10.1.1.1", "c=IN IP4 0.0.0.0")  # RFC 2543 hold
+    h.request_from(
+        ALICE,
+        in_dialog("INVITE", ok, from_caller=True, cseq=3, branch="z9hG4bKl1", via_port=7001,
+                  body=legacy),
+    )  # fmt: skip
+    relayed = parse_sdp(h.last_request(BOB1, "INVITE").body)
+    assert relayed.connection is not None and relayed.connection.address == "192.0.2.20"
+    assert relayed.media[0].direction == "sendonly"  # RFC 3264 §8.4: c=0.0.0.0 sendrecv
+    (call,) = h.b2bua.calls.values()
+    assert call.held
+    targets = [a for a in h.actions if isinstance(a, MediaTarget) and a.leg == "a"]
+    assert targets[-1].address is None  # nothing to send to while held
