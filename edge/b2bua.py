@@ -612,6 +612,8 @@ class B2BUA:
 
     def handle_failure(self, txn: ClientTransaction, now: float) -> list[Action]:
         """Timer B/F or a transport error: as a 408 from the far end (RFC 3261 §8.1.3.1)."""
+        if txn.last_response is not None and txn.last_response.status >= 200:
+            return []  # after its final response: nothing left to fail
         return self.handle_response(txn, response_to(txn.request, 408), now)
 
     def _fork_response(

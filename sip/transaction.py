@@ -228,13 +228,8 @@ class TransactionLayer:
                 f"{transaction._machine.name} transaction in {transaction.state.label} "
                 f"cannot send a {response.status}"
             )
-        if response.status >= 200 and not transaction.is_invite:
-            # §17.2.2: Completed only re-sends the final response's bytes for Timer J (32 s on
-            # UDP). Keep no parsed messages that long: at thousands of transactions a second
-            # they would dominate memory and the garbage collector's work.
-            transaction.request = Request(transaction.method, transaction.request.uri)
-            transaction.last_response = Response(response.status, response.reason)
-            transaction.via = None
+        if response.status >= 200 and transaction.last_response is response:
+            _slim(transaction, response)  # sent (the tables discard some, §17.2.2)
         return events
 
     def find_invite_for_cancel(
@@ -310,6 +305,9 @@ class TransactionLayer:
             return [ResponseReceived(None, response, flow)]
         events: list[Event] = []
         self._fire(txn, _response_input(response.status, tu=False), response, flow, now, events)
+        if response.status >= 200 and txn.last_response is response:
+            _slim(txn, response)  # the first final response (retransmissions are absorbed)
+            txn._request_bytes = b""  # §17.1.1.2, §17.1.2.2: no retransmission after a final
         return events
 
     # ------------------------------------------------------------------ both sides
@@ -567,6 +565,20 @@ class TransactionLayer:
         self, txn: Transaction, msg: _Message, flow: Flow, now: float, events: list[Event]
     ) -> None:
         events.append(TransportError(txn))
+
+
+def _slim(txn: Transaction, final: Response) -> None:
+    """Drop the parsed messages of a transaction that has its final response.
+
+    What is left of its life (Completed, Accepted: up to 64*T1 = 32 s on UDP) needs only
+    bytes (a response or ACK to re-send) and its keys; the TU keeps the messages it wants.
+    At thousands of transactions a second, parsed messages kept that long would dominate
+    memory and the garbage collector's work (a full collection walks them all). ``request``
+    and ``last_response`` keep their start-line facts.
+    """
+    txn.request = Request(txn.method, txn.request.uri)
+    txn.last_response = Response(final.status, final.reason)
+    txn.via = None
 
 
 def build_ack(invite: Request, response: Response) -> Request:
