@@ -131,7 +131,8 @@ class Listener:
 
     `tls_self_signed`: generate a self-signed certificate at `tls_cert`/`tls_key` when they are
     missing (the daemon calls `edge.certs.ensure_self_signed`), instead of requiring the files.
-    `max_registration_rate` / `max_call_rate`: REGISTER / INVITE admission, `None` = unlimited.
+    `max_registration_rate` / `max_call_rate`: REGISTER / call admission (INVITEs with
+    credentials: a call counts once, not its challenged first INVITE), `None` = unlimited.
     """
 
     udp: HostPort | None = None

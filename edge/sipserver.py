@@ -134,7 +134,7 @@ class SipService:
         self._rejections = RejectionLog(log)
         self.listeners: list[BoundListener] = []
         self._sides: dict[tuple[str, str, int], str] = {}
-        self._limiters: dict[str, RateLimiter | None] = {}
+        self._limiters: dict[tuple[str, str], RateLimiter] = {}  # (side, method)
         self._queue: collections.deque[tuple[bytes, Flow]] = collections.deque()
         self._max_queue = max_queue
         self._draining = False
@@ -229,9 +229,28 @@ class SipService:
 
     def _configure_limiters(self, config: EdgeConfig) -> None:
         now = self._loop.time()
+        self._limiters.clear()
         for side, listener in ((PHONES, config.phones_listener), (TRUNKS, config.trunks_listener)):
-            rate = listener.max_registration_rate if listener is not None else None
-            self._limiters[side] = RateLimiter(rate, now) if rate is not None else None
+            if listener is None:
+                continue
+            for method, rate in (
+                ("REGISTER", listener.max_registration_rate),
+                ("INVITE", listener.max_call_rate),
+            ):
+                if rate is not None:
+                    self._limiters[(side, method)] = RateLimiter(rate, now)
+
+    def _over_rate(self, side: str, request: Request, flow: Flow) -> Response | None:
+        """``503`` + Retry-After when the listener's rate for this method is spent
+        (``max_registration_rate``, ``max_call_rate``: DESIGN.md principle 3)."""
+        limiter = self._limiters.get((side, request.method))
+        if limiter is None or limiter.allow(self._loop.time()):
+            return None
+        self._reject("RATE_LIMITED", flow, request.method)
+        what = "Registration" if request.method == "REGISTER" else "Call"
+        response = response_to(request, 503, f"{what} rate exceeded")
+        response.headers.add("Retry-After", str(limiter.retry_after()))
+        return response
 
     # ------------------------------------------------------------------ ingress
 
@@ -431,18 +450,14 @@ class SipService:
             response = response_to(request, 420)
             response.headers.add("Unsupported", ", ".join(required))
             return response
+        now = self._loop.time()
         if method == "REGISTER":
-            limiter = self._limiters.get(side)
-            now = self._loop.time()
-            if limiter is not None and not limiter.allow(now):
-                self._reject("RATE_LIMITED", flow, method)
-                response = response_to(request, 503, "Registration rate exceeded")
-                response.headers.add("Retry-After", str(limiter.retry_after()))
-                return response
+            refused = self._over_rate(side, request, flow)
+            if refused is not None:
+                return refused
             return self.registrar.handle(
                 request, info, flow, self.config, now, for_us=self._is_local(info)
             )
-        now = self._loop.time()
         if method == "CANCEL":
             self._act(self.calls.handle_cancel(txn, request, info, now))
             return None
@@ -450,6 +465,11 @@ class SipService:
             self._act(self.calls.handle_in_dialog(txn, request, info, now))
             return None
         if method == "INVITE" and self._is_local_host(info):
+            if request.headers.get("Proxy-Authorization") is not None:
+                # A call attempt counts once: with its credentials (the 407 before is free).
+                refused = self._over_rate(side, request, flow)
+                if refused is not None:
+                    return refused
             # Authentication comes before the callee's existence is told (edge.b2bua).
             self._act(self.calls.handle_invite(txn, request, info, now))
             return None

@@ -195,6 +195,31 @@ async def test_registration_rate_limit_answers_503_with_retry_after(tmp_path: Pa
         await svc.stop()
 
 
+async def test_call_rate_limit_counts_calls_with_credentials(tmp_path: Path) -> None:
+    svc = await start(tmp_path, phones_extra='max_call_rate = "1/10s"')
+    client = Client(port_of(svc, "udp"))
+    invite = "sip:1001@voxedge.test"
+    credentials = 'Proxy-Authorization: Digest username="1001", realm="voxedge.test"\r\n'
+    try:
+        challenged = await client.ask(request("INVITE", invite, call_id="cr0"))
+        assert challenged.status == 407  # free: the call has not been placed yet
+        statuses = []
+        for i in range(2):
+            response = await client.ask(
+                request("INVITE", invite, call_id=f"cr{i + 1}", extra=credentials)
+            )
+            statuses.append(response.status)
+        # The first attempt passes the limiter (its made-up credentials then fail), the
+        # second is over the rate.
+        assert statuses[1] == 503 and statuses[0] != 503
+        assert response.reason == "Call rate exceeded"
+        assert response.headers.get("Retry-After") is not None
+        assert svc.counters["RATE_LIMITED"] == 1
+    finally:
+        client.close()
+        await svc.stop()
+
+
 async def test_full_ingress_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     svc = await start(tmp_path, max_queue=0)
     client = Client(port_of(svc, "udp"))
