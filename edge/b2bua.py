@@ -25,24 +25,42 @@ import itertools
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from enum import Enum
-from typing import Literal
+from dataclasses import replace
 from urllib.parse import unquote
 
 from edge.auth import PhoneAuth, Reject
+from edge.call_model import (
+    IGNORE,
+    Action,
+    Branch,
+    Call,
+    CallEnded,
+    CallState,
+    CallTimer,
+    Forked,
+    Forks,
+    Leg,
+    LegName,
+    MediaPlanned,
+    MediaTarget,
+    OnAnswer,
+    OpenMedia,
+    Refresh,
+    Relayed,
+    Transfer,
+    Unacked,
+)
+from edge.call_sdp import SDP, BadBody, accepts_sdp, audio_stream, sdp_of, sendrecv
 from edge.cdr import EndCause, HungUpBy
 from edge.config import EdgeConfig
 from edge.location import Binding, LocationService
 from edge.responses import ALLOW, SUPPORTED, finish, new_tag
-from media.bridge import MediaPlan, plan, widen_offer
+from media.bridge import plan, widen_offer
 from media.offer_answer import addrtype_of, is_hold, is_unspecified, rewrite_for_relay
 from media.sdp import (
     Origin,
-    SdpError,
     SessionDescription,
     connection_for,
-    parse_sdp,
 )
 from sip.dialog import Dialog, DialogError, DialogId, build_cancel, dialog_id_for_request
 from sip.errors import SipParseError
@@ -64,7 +82,6 @@ from sip.session_timer import (
     STATUS_422,
     Negotiated,
     Refresher,
-    SessionTimer,
     UacOffer,
     uac_offer,
     uac_process_2xx,
@@ -73,7 +90,6 @@ from sip.session_timer import (
 )
 from sip.transaction import (
     ClientTransaction,
-    Event,
     Send,
     ServerTransaction,
     TransactionLayer,
@@ -85,266 +101,8 @@ from sip.validate import RequestInfo
 
 log = logging.getLogger("voxedge.calls")
 
-LegName = Literal["a", "b"]
-SDP = "application/sdp"
 # Headers an in-dialog request or its response carries across (the rest is per dialog).
 _RELAYED_HEADERS = ("Event", "Info-Package", "Accept", "Subject", "Allow-Events")
-
-
-class CallState(Enum):
-    SETUP = "setup"  # INVITE received, no 2xx yet
-    ANSWERED = "answered"
-    ENDED = "ended"
-
-
-# ---------------------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True, slots=True)
-class OpenMedia:
-    """Bind a relay for ``call``; then ``B2BUA.media_ready`` (or ``media_failed``)."""
-
-    call: Call
-
-
-@dataclass(frozen=True, slots=True)
-class MediaTarget:
-    """A leg's far end is now ``address`` (from its SDP; None: on hold at c=0.0.0.0)."""
-
-    call: Call
-    leg: LegName
-    address: tuple[str, int] | None
-    relatch: bool
-
-
-@dataclass(frozen=True, slots=True)
-class MediaPlanned:
-    """New payload maps and DTMF-to-INFO legs for the call's relay (``media.bridge``)."""
-
-    call: Call
-    plan: MediaPlan
-
-
-@dataclass(frozen=True, slots=True)
-class CallEnded:
-    """The call is over: close its relay, write its record."""
-
-    call: Call
-
-
-Action = Event | OpenMedia | MediaTarget | MediaPlanned | CallEnded
-
-
-# ---------------------------------------------------------------------------- the model
-
-
-class Leg:
-    """One side of a call: its dialog, its flow and the SDP the edge last sent it."""
-
-    __slots__ = (
-        "dialog",
-        "flow",
-        "media_address",
-        "name",
-        "offering",
-        "remote_sdp",
-        "role",
-        "sdp_id",
-        "sdp_sent",
-        "sdp_version",
-        "session",
-        "session_fire",
-        "unacked",
-        "uri",
-    )
-
-    def __init__(self, name: LegName, flow: Flow, uri: str) -> None:
-        self.name: LegName = name
-        self.role: HungUpBy = "caller" if name == "a" else "callee"
-        self.flow = flow
-        self.uri = uri  # the user's AOR, for the record
-        self.dialog: Dialog | None = None
-        self.sdp_id = secrets.randbelow(2**62)
-        self.sdp_version = 1
-        self.sdp_sent: bytes | None = None
-        self.media_address: tuple[str, int] | None = None  # from the leg's own SDP
-        self.remote_sdp: SessionDescription | None = None  # the leg's phone's latest SDP
-        self.offering = False  # an INVITE/UPDATE with an offer is pending on this leg (§14.2)
-        self.unacked: _Unacked | None = None  # a 2xx we sent this leg and retransmit (§13.3.1.4)
-        self.session = SessionTimer()  # RFC 4028, run per leg: the edge ends each leg's timer
-        self.session_fire: _Timer | None = None
-
-
-class Branch:
-    """One fork of the callee INVITE, to one registered contact."""
-
-    __slots__ = (
-        "ack",
-        "ack_deferred",
-        "cancel",
-        "done",
-        "flow",
-        "provisional",
-        "request",
-        "status",
-        "timer_offer",
-    )
-
-    def __init__(self, request: Request, flow: Flow) -> None:
-        self.request = request
-        self.flow = flow
-        self.provisional = False  # a 1xx came: it may be CANCELled now (§9.1)
-        self.cancel = False  # cancel as soon as a 1xx allows it
-        self.done = False
-        self.status = 0  # its final response
-        self.ack: bytes = b""  # the ACK for its 2xx, re-sent when the 2xx is
-        self.ack_deferred = False  # delayed offer: ACK waits for the caller's answer
-        self.timer_offer = uac_offer()  # its session-timer request (RFC 4028 §7.1)
-
-
-class Call:
-    __slots__ = (
-        "a",
-        "a_session",
-        "a_tag",
-        "answered",
-        "b",
-        "codec",
-        "departed",
-        "end_cause",
-        "ended",
-        "forks",
-        "held",
-        "hung_up_by",
-        "id",
-        "invite",
-        "invite_txn",
-        "media_ports",
-        "media_since",
-        "no_answer",
-        "offer",
-        "sip_code",
-        "started",
-        "state",
-        "stream",
-        "timer_headers",
-        "timers",
-        "transfer",
-    )
-
-    def __init__(
-        self, invite: Request, txn: ServerTransaction, a: Leg, b: Leg, started: float
-    ) -> None:
-        self.id = secrets.token_hex(8)
-        self.invite = invite
-        self.invite_txn = txn
-        self.a = a
-        self.b = b
-        self.state = CallState.SETUP
-        self.forks = _Forks()  # the INVITEs to the callee's contacts
-        self.offer: SessionDescription | None = None  # the caller's initial offer
-        self.stream = 0  # index of the relayed m= line
-        self.media_ports: dict[LegName, int] = {}  # relay RTP port per leg, set by the glue
-        self.held = False
-        self.codec: str | None = None
-        self.started = started  # wall clock
-        self.answered: float | None = None  # wall clock
-        self.media_since: float | None = None  # monotonic: answer or last offer (media timeout)
-        self.ended: float | None = None
-        self.end_cause: EndCause = "normal"
-        self.sip_code = 0
-        self.hung_up_by: HungUpBy | None = None
-        self.timers: list[_Timer] = []  # every timer of the call, cancelled when it ends
-        self.no_answer: _Timer | None = None
-        self.a_tag = new_tag()  # the caller's dialog: one To tag whatever the forks do
-        self.timer_headers: tuple[tuple[str, str], ...] = ()  # RFC 4028 §9, for the caller's 2xx
-        self.a_session: Negotiated | None = None
-        self.transfer: _Transfer | None = None
-        self.departed: list[Leg] = []  # transferors, until their BYE
-
-    def other(self, leg: Leg) -> Leg:
-        return self.b if leg is self.a else self.a
-
-    def leg(self, name: LegName) -> Leg:
-        return self.a if name == "a" else self.b
-
-    def __repr__(self) -> str:
-        return f"<Call {self.id} {self.state.value}>"
-
-
-@dataclass(slots=True)
-class _Unacked:
-    txn: ServerTransaction
-    response: Response
-    cseq: int
-    interval: float
-    given_up_at: float
-    timer: _Timer | None = None
-
-
-@dataclass(slots=True)
-class _Relayed:
-    """An in-dialog request carried from leg ``src`` to leg ``dst``."""
-
-    call: Call
-    src: Leg
-    dst: Leg
-    txn: ServerTransaction
-    request: Request
-    offer: SessionDescription | None = None  # the offer it carried, as ``src`` wrote it
-
-
-@dataclass(slots=True, eq=False)
-class _Forks:
-    """The parallel INVITEs of one attempt: to the callee, or to a transfer's target."""
-
-    transfer: _Transfer | None = None
-    branches: dict[ClientTransaction, Branch] = field(default_factory=dict)
-    winner: Branch | None = None
-
-
-@dataclass(slots=True)
-class _Forked:
-    call: Call
-    branch: Branch
-    forks: _Forks
-
-
-@dataclass(slots=True)
-class _Transfer:
-    """A blind transfer (RFC 3515): ``transferor`` asked the edge to call ``target`` in its
-    place; NOTIFYs tell it how that goes (§2.4.4)."""
-
-    transferor: Leg
-    target: Leg
-
-
-_OnAnswer = Callable[[int, float, list["Action"]], None]
-
-
-@dataclass(slots=True)
-class _Refresh:
-    """A re-INVITE the edge sent to ``leg``: a session refresh (RFC 4028 §7.4) or a new offer
-    (transfer); ``on_answer`` hears its final status."""
-
-    call: Call
-    leg: Leg
-    on_answer: _OnAnswer | None = None
-
-
-class _Timer:
-    __slots__ = ("cancelled", "fire")
-
-    def __init__(self, fire: Callable[[float, list[Action]], None]) -> None:
-        self.fire = fire
-        self.cancelled = False
-
-
-class _Ignore:
-    """Context of a request whose answer does not matter (BYE, CANCEL of a fork)."""
-
-
-_IGNORE = _Ignore()
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -368,15 +126,15 @@ class B2BUA:
         self._wall = wall_clock
         self.calls: dict[str, Call] = {}
         self._dialogs: dict[DialogId, tuple[Call, Leg]] = {}
-        self._heap: list[tuple[float, int, _Timer]] = []
+        self._heap: list[tuple[float, int, CallTimer]] = []
         self._seq = itertools.count()
 
     # ------------------------------------------------------------------ timers
 
     def _at(
         self, call: Call, deadline: float, fire: Callable[[float, list[Action]], None]
-    ) -> _Timer:
-        timer = _Timer(fire)
+    ) -> CallTimer:
+        timer = CallTimer(fire)
         if len(call.timers) >= 8:  # fired and cancelled ones go: a long call re-arms often
             call.timers[:] = [t for t in call.timers if not t.cancelled]
         call.timers.append(timer)
@@ -438,7 +196,7 @@ class B2BUA:
                 response.headers.add(name, value)
             self._respond(txn, response, now, out)
             return out
-        if not _accepts_sdp(request):
+        if not accepts_sdp(request):
             # RFC 3261 §21.4.7: our answers carry SDP, which the caller says it cannot take.
             self._reject("BAD_REQUEST", flow, "Accept excludes application/sdp")
             response = response_to(request, 406)
@@ -449,15 +207,15 @@ class B2BUA:
         stream = 0
         if request.body:
             try:
-                offer = _sdp_of(request)
-            except _BadBody as exc:
+                offer = sdp_of(request)
+            except BadBody as exc:
                 self._reject("BAD_REQUEST", flow, exc.reason)
                 response = response_to(request, exc.status, exc.reason)
                 if exc.status == 415:
                     response.headers.add("Accept", SDP)  # RFC 3261 §21.4.13
                 self._respond(txn, response, now, out)
                 return out
-            found = _audio_stream(offer)
+            found = audio_stream(offer)
             if found is None:
                 self._reject("BAD_REQUEST", flow, "no audio stream")
                 return self._refuse(txn, request, 488, "No audio stream offered", now)
@@ -508,7 +266,7 @@ class B2BUA:
         display: str,
         max_forwards: int,
         body: bytes,
-        forks: _Forks,
+        forks: Forks,
         now: float,
         out: list[Action],
     ) -> None:
@@ -532,7 +290,7 @@ class B2BUA:
             if body:
                 headers.add("Content-Type", SDP)
                 request.body = body
-            txn = self._send(request, binding.flow, now, _Forked(call, branch, forks), out)
+            txn = self._send(request, binding.flow, now, Forked(call, branch, forks), out)
             if txn is not None:
                 forks.branches[txn] = branch
 
@@ -563,7 +321,7 @@ class B2BUA:
         self._end(call, cause, status, by, now, out)
         return out
 
-    def _cancel_forks(self, forks: _Forks, now: float, out: list[Action]) -> None:
+    def _cancel_forks(self, forks: Forks, now: float, out: list[Action]) -> None:
         for branch in forks.branches.values():
             if branch.done or branch is forks.winner:
                 continue
@@ -575,7 +333,7 @@ class B2BUA:
     def _send_cancel(self, branch: Branch, now: float, out: list[Action]) -> None:
         branch.cancel = False
         branch.done = True
-        self._send(build_cancel(branch.request), branch.flow, now, _IGNORE, out)
+        self._send(build_cancel(branch.request), branch.flow, now, IGNORE, out)
 
     # ------------------------------------------------------------------ CANCEL
 
@@ -600,13 +358,13 @@ class B2BUA:
     ) -> list[Action]:
         out: list[Action] = []
         context = txn.context
-        if isinstance(context, _Forked):
+        if isinstance(context, Forked):
             self._fork_response(
                 context.call, context.forks, txn, context.branch, response, now, out
             )
-        elif isinstance(context, _Relayed):
+        elif isinstance(context, Relayed):
             self._relayed_response(context, response, now, out)
-        elif isinstance(context, _Refresh):
+        elif isinstance(context, Refresh):
             self._refresh_response(context, txn, response, now, out)
         return out
 
@@ -619,7 +377,7 @@ class B2BUA:
     def _fork_response(
         self,
         call: Call,
-        forks: _Forks,
+        forks: Forks,
         txn: ClientTransaction,
         branch: Branch,
         response: Response,
@@ -653,14 +411,14 @@ class B2BUA:
             return
         try:
             dialog = Dialog.from_uac(branch.request, response)
-            sdp = _sdp_of(response) if response.body else None
+            sdp = sdp_of(response) if response.body else None
             if branch.request.body and sdp is None:
-                raise _BadBody(488, "no answer SDP")  # we offered: the 2xx must answer
-        except (DialogError, _BadBody) as exc:
+                raise BadBody(488, "no answer SDP")  # we offered: the 2xx must answer
+        except (DialogError, BadBody) as exc:
             log.info("call %s: unusable 2xx from %s: %s", call.id, txn.flow.remote, exc.reason)
             self._ack_and_bye(branch.request, response, txn.flow, now, out)
             self._fork_failed(
-                call, forks, branch, 488 if isinstance(exc, _BadBody) else 502, now, out
+                call, forks, branch, 488 if isinstance(exc, BadBody) else 502, now, out
             )
             return
         forks.winner = branch
@@ -670,14 +428,14 @@ class B2BUA:
         else:
             self._transferred(call, forks.transfer, txn, branch, dialog, sdp, now, out)
 
-    def _live(self, call: Call, forks: _Forks) -> bool:
+    def _live(self, call: Call, forks: Forks) -> bool:
         """Whether the attempt ``forks`` belongs to still wants an answer."""
         if forks.transfer is None:
             return call.state is CallState.SETUP
         return call.transfer is forks.transfer
 
     def _fork_failed(
-        self, call: Call, forks: _Forks, branch: Branch, status: int, now: float, out: list[Action]
+        self, call: Call, forks: Forks, branch: Branch, status: int, now: float, out: list[Action]
     ) -> None:
         """A fork's final non-2xx; once all have one, the attempt has failed."""
         branch.done = True
@@ -695,7 +453,7 @@ class B2BUA:
     def _retry_422(
         self,
         call: Call,
-        forks: _Forks,
+        forks: Forks,
         txn: ClientTransaction,
         branch: Branch,
         response: Response,
@@ -718,7 +476,7 @@ class B2BUA:
             headers.set(name, value)
         branch.request = request
         del forks.branches[txn]
-        retry = self._send(request, branch.flow, now, _Forked(call, branch, forks), out)
+        retry = self._send(request, branch.flow, now, Forked(call, branch, forks), out)
         if retry is None:
             return False
         forks.branches[retry] = branch
@@ -729,8 +487,8 @@ class B2BUA:
         relay = self._to_caller(call, response_to(call.invite, response.status, response.reason))
         if response.body and call.offer is not None:
             try:
-                sdp = _sdp_of(response)
-            except _BadBody:
+                sdp = sdp_of(response)
+            except BadBody:
                 sdp = None
             if sdp is not None:
                 relay.body = self._answer_toward(call, call.a, call.offer, sdp, out)
@@ -813,7 +571,7 @@ class B2BUA:
             return
         cseq = int((request.headers.get("CSeq") or "1").split()[0])
         out.append(Send(flow, dialog.build_ack(cseq, via=self._via(flow)).to_bytes()))
-        self._send(dialog.build_request("BYE", via=self._via(flow)), flow, now, _IGNORE, out)
+        self._send(dialog.build_request("BYE", via=self._via(flow)), flow, now, IGNORE, out)
 
     # ------------------------------------------------------------------ 2xx reliability
 
@@ -830,7 +588,7 @@ class B2BUA:
         T1, doubling up to T2; after 64*T1 without an ACK the session ends with BYE."""
         t1 = self._config().edge.t1
         cseq = int((txn.request.headers.get("CSeq") or "0").split()[0])
-        unacked = _Unacked(txn, response, cseq, t1, now + 64 * t1)
+        unacked = Unacked(txn, response, cseq, t1, now + 64 * t1)
         leg.unacked = unacked
         self._respond(txn, response, now, out, leg.dialog.id.local_tag if leg.dialog else None)
         unacked.timer = self._at(call, now + t1, lambda t, o: self._resend_2xx(call, leg, t, o))
@@ -905,8 +663,8 @@ class B2BUA:
                 return out
             if request.body:
                 try:
-                    sdp = _sdp_of(request)
-                except _BadBody as exc:
+                    sdp = sdp_of(request)
+                except BadBody as exc:
                     return self._refuse(txn, request, exc.status, exc.reason, now, info.to.tag)
             elif method == "INVITE":
                 # A re-INVITE without an offer: ours is the one we last sent (§14.2); the
@@ -937,7 +695,7 @@ class B2BUA:
         except DialogError as exc:
             src.offering = False
             return self._refuse(txn, request, 500, exc.reason, now, info.to.tag)
-        context = _Relayed(call, src, dst, txn, request, sdp)
+        context = Relayed(call, src, dst, txn, request, sdp)
         if self._send(relayed, dst.flow, now, context, out) is None:
             src.offering = False
             self._refuse(txn, request, 503, None, now, info.to.tag)
@@ -977,8 +735,8 @@ class B2BUA:
         sdp = None
         if request.body:
             try:
-                sdp = _sdp_of(request)
-            except _BadBody:
+                sdp = sdp_of(request)
+            except BadBody:
                 sdp = None
         winner = call.forks.winner
         if winner is not None and winner.ack_deferred and call.b.dialog is not None:
@@ -993,7 +751,7 @@ class B2BUA:
             self._learn_media(call, leg, sdp, True, out)
 
     def _relayed_response(
-        self, relayed: _Relayed, response: Response, now: float, out: list[Action]
+        self, relayed: Relayed, response: Response, now: float, out: list[Action]
     ) -> None:
         call, src, dst, request = relayed.call, relayed.src, relayed.dst, relayed.request
         status = response.status
@@ -1012,8 +770,8 @@ class B2BUA:
             content_type = response.headers.get("Content-Type") or ""
             if content_type.split(";")[0].strip().lower() == SDP:
                 try:
-                    sdp = _sdp_of(response)
-                except _BadBody:
+                    sdp = sdp_of(response)
+                except BadBody:
                     sdp = None
                 if sdp is not None:
                     if relayed.offer is not None:
@@ -1114,7 +872,7 @@ class B2BUA:
         now: float,
         out: list[Action],
         body: bytes | None = None,
-        on_answer: _OnAnswer | None = None,
+        on_answer: OnAnswer | None = None,
     ) -> None:
         """A re-INVITE from the edge to ``leg``: a session refresh (§7.4) with the SDP the leg
         already has (so nothing changes but the timer), or a new offer ``body``."""
@@ -1131,12 +889,12 @@ class B2BUA:
         except DialogError:
             return
         leg.offering = True
-        if self._send(request, leg.flow, now, _Refresh(call, leg, on_answer), out) is None:
+        if self._send(request, leg.flow, now, Refresh(call, leg, on_answer), out) is None:
             leg.offering = False
 
     def _refresh_response(
         self,
-        refresh: _Refresh,
+        refresh: Refresh,
         txn: ClientTransaction,
         response: Response,
         now: float,
@@ -1156,8 +914,8 @@ class B2BUA:
             out.append(Send(txn.flow, ack.to_bytes()))
             self._uac_session(call, leg, response, now)
             if response.body:
-                with contextlib.suppress(_BadBody):
-                    sdp = _sdp_of(response)
+                with contextlib.suppress(BadBody):
+                    sdp = sdp_of(response)
                     before = leg.media_address
                     self._learn_media(call, leg, sdp, False, out)
                     if leg.media_address != before:
@@ -1223,11 +981,9 @@ class B2BUA:
         new = Leg(src.name, bindings[0].flow, aor)
         body = b""
         if other.remote_sdp is not None:
-            body = self._sdp_toward(
-                call, new, widen_offer(_sendrecv(other.remote_sdp), call.stream)
-            )
-        transfer = _Transfer(src, new)
-        forks = _Forks(transfer)
+            body = self._sdp_toward(call, new, widen_offer(sendrecv(other.remote_sdp), call.stream))
+        transfer = Transfer(src, new)
+        forks = Forks(transfer)
         self._fork(call, new, other.uri, bindings, "", 70, body, forks, now, out)
         if forks.branches:
             call.transfer = transfer
@@ -1267,7 +1023,7 @@ class B2BUA:
         keep.name = src.name  # Y's SDP now describes this call's relay leg
         remote = call.other(src).remote_sdp
         assert remote is not None
-        body = self._sdp_toward(call, keep, widen_offer(_sendrecv(remote), call.stream))
+        body = self._sdp_toward(call, keep, widen_offer(sendrecv(remote), call.stream))
         keep.name = name
 
         def joined(status: int, when: float, acts: list[Action]) -> None:
@@ -1324,7 +1080,7 @@ class B2BUA:
     def _transferred(
         self,
         call: Call,
-        transfer: _Transfer,
+        transfer: Transfer,
         txn: ClientTransaction,
         branch: Branch,
         dialog: Dialog,
@@ -1370,7 +1126,7 @@ class B2BUA:
             )
         except DialogError:
             return
-        self._send(notify, leg.flow, now, _IGNORE, out)
+        self._send(notify, leg.flow, now, IGNORE, out)
 
     def _drop_departed(self, call: Call, leg: Leg) -> None:
         """A transferor's BYE: its dialog ends (it stays in ``departed`` for the record)."""
@@ -1410,7 +1166,7 @@ class B2BUA:
                 bye = leg.dialog.build_request("BYE", via=self._via(leg.flow))
             except DialogError:
                 continue
-            self._send(bye, leg.flow, now, _IGNORE, out)
+            self._send(bye, leg.flow, now, IGNORE, out)
         self._end(call, cause, call.sip_code or 200, by, now, out)
 
     def _end(
@@ -1574,7 +1330,7 @@ class B2BUA:
             )
         except (DialogError, ValueError):
             return out
-        self._send(info, dst.flow, now, _IGNORE, out)
+        self._send(info, dst.flow, now, IGNORE, out)
         return out
 
     def _learn_media(
@@ -1593,41 +1349,6 @@ class B2BUA:
         out.append(MediaTarget(call, leg.name, address, relatch))
 
 
-class _BadBody(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-def _sdp_of(message: Request | Response) -> SessionDescription:
-    """The SDP body of ``message``; ``_BadBody`` (415 or 400) when it is not usable."""
-    content_type = (message.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if content_type != SDP:
-        raise _BadBody(415, f"Unsupported body type {content_type or 'none'}"[:80])
-    try:
-        return parse_sdp(message.body)
-    except SdpError as exc:
-        raise _BadBody(400, f"Bad SDP: {exc}"[:120]) from None
-
-
-def _accepts_sdp(request: Request) -> bool:
-    """Whether an answer in SDP is acceptable: no Accept means application/sdp (§20.1)."""
-    values = request.headers.values("Accept")
-    if not values:
-        return True
-    kinds = {value.split(";")[0].strip().lower() for value in values}
-    return bool(kinds & {SDP, "application/*", "*/*"})
-
-
-def _audio_stream(sdp: SessionDescription) -> int | None:
-    """The first accepted audio stream: the one the relay carries."""
-    for index, media in enumerate(sdp.media):
-        if media.media == "audio" and media.port != 0:
-            return index
-    return None
-
-
 def _refresh_headers(leg: Leg) -> list[tuple[str, str]]:
     """Session-timer headers of a request the edge sends ``leg`` in its dialog (§7.4): our
     terms, with the refresher as the leg's running timer has it."""
@@ -1636,15 +1357,6 @@ def _refresh_headers(leg: Leg) -> list[tuple[str, str]]:
         return uac_offer().headers()
     refresher: Refresher = "uac" if session.we_refresh else "uas"
     return UacOffer(int(session.interval), refresher=refresher).headers()
-
-
-def _sendrecv(sdp: SessionDescription) -> SessionDescription:
-    """A copy of ``sdp`` offering two-way media: a transfer target is not put on hold."""
-    out = sdp.copy()
-    for media in out.media:
-        if media.port != 0:
-            media.set_direction("sendrecv")
-    return out
 
 
 # How the callee's final answers become the caller's (RFC 3261 §16.7 picks the best of

@@ -13,7 +13,7 @@ import concurrent.futures
 import logging
 from collections.abc import Callable
 
-from edge.b2bua import Call, CallState, Leg, LegName, MediaPlanned, MediaTarget
+from edge.call_model import Call, CallState, Leg, LegName, MediaPlanned, MediaTarget
 from edge.cdr import CallRecord, LegRecord, write_cdrs
 from edge.config import EdgeConfig
 from edge.outbox import Outbox, OutboxError

@@ -19,16 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.auth import PhoneAuth
-from edge.b2bua import (
-    B2BUA,
-    Action,
-    Call,
-    CallEnded,
-    LegName,
-    MediaPlanned,
-    MediaTarget,
-    OpenMedia,
-)
+from edge.b2bua import B2BUA
+from edge.call_model import Action, Call, CallEnded, LegName, MediaPlanned, MediaTarget, OpenMedia
 from edge.callmedia import CallMedia
 from edge.certs import ensure_self_signed, server_ssl_context
 from edge.config import EdgeConfig, HostPort, Listener

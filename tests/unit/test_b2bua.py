@@ -8,16 +8,8 @@ from pathlib import Path
 import pytest
 
 from edge.auth import PhoneAuth
-from edge.b2bua import (
-    B2BUA,
-    Action,
-    Call,
-    CallEnded,
-    CallState,
-    MediaPlanned,
-    MediaTarget,
-    OpenMedia,
-)
+from edge.b2bua import B2BUA
+from edge.call_model import Action, Call, CallEnded, CallState, MediaPlanned, MediaTarget, OpenMedia
 from edge.config import parse_config
 from edge.limits import AuthFailureThrottle
 from edge.location import Binding, LocationService

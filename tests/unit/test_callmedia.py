@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from edge.b2bua import Branch, Call, Leg
+from edge.call_model import Branch, Call, Leg
 from edge.callmedia import call_record
 from edge.cdr import CallRecord
 from media.relay import DirectionStats, ReceptionReport, RelayStats
