@@ -11,10 +11,6 @@ benchmarks/calls_bench.py), so the edge finds 1002 and 1003 by location lookup. 
 MD5-only: SIPp 3.6 computes no SHA-256 digest. Every SIPp runs with -trace_msg: on a failure
 its ``*_messages.log`` in the reported work directory is the SIP trace, the edge's DEBUG log
 is ``edge/edge.log`` under the test's tmp_path.
-
-The scenario's NOTIFY handling is also proven without the edge, against a scripted UA on a UDP
-socket (the edge always sends both NOTIFYs): the 100 Trying NOTIFY may be missing, and a
-transfer that failed (a final NOTIFY with "SIP/2.0 480") fails the call.
 """
 
 from __future__ import annotations
