@@ -654,6 +654,10 @@ class B2BUA:
         dst = call.other(src)
         if call.state is not CallState.ANSWERED or dst.dialog is None:
             return self._refuse(txn, request, 481, None, now, info.to.tag)
+        if request.body and request.headers.get("Content-Type") is None:
+            # RFC 3261 §20.15: a body MUST come with its Content-Type.
+            self._reject("BAD_REQUEST", txn.flow, f"{method} body without Content-Type")
+            return self._refuse(txn, request, 400, "Body without Content-Type", now, info.to.tag)
         sdp: SessionDescription | None = None
         if method in ("INVITE", "UPDATE"):
             if src.offering or dst.offering or src.unacked is not None:

@@ -1069,3 +1069,32 @@ def test_legacy_hold_with_c_zero_is_relayed_as_a_direction(h: Harness) -> None:
     assert call.held
     targets = [a for a in h.actions if isinstance(a, MediaTarget) and a.leg == "a"]
     assert targets[-1].address is None  # nothing to send to while held
+
+
+def test_bad_session_expires_gets_400_naming_it(h: Harness) -> None:
+    h.invite()
+    challenge = h.sent(ALICE)[-1]
+    assert isinstance(challenge, Response)
+    auth = authorization(
+        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
+    )
+    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2, extra="Session-Expires: soon")
+    response = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
+    assert response.status == 400 and "Session-Expires" in response.reason
+
+
+def test_bad_replaces_in_refer_to_gets_400(h: Harness) -> None:
+    invite, _ = answered(h)
+    refer(h, invite, "sip:1003@voxedge.test?Replaces=only-a-call-id")
+    assert h.statuses(BOB1) == [400]
+
+
+def test_in_dialog_body_without_content_type_gets_400(h: Harness) -> None:
+    _, ok = answered(h)
+    text = in_dialog(
+        "INFO", ok, from_caller=True, cseq=3, branch="z9hG4bKi9", via_port=7001, body="Signal=5\r\n"
+    ).replace("Content-Type: application/sdp\r\n", "")
+    h.request_from(ALICE, text)
+    response = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
+    assert response.status == 400 and "Content-Type" in response.reason
+    assert not [m for m in h.sent(BOB1) if isinstance(m, Request) and m.method == "INFO"]
