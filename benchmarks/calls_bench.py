@@ -76,6 +76,7 @@ from tests.integration.sipp import (
     free_media_port,
     free_port,
     percentile,
+    register_phone,
     run_sipp,
     sipp_path,
     start_sipp,
@@ -157,22 +158,6 @@ def start_target(name: str, workdir: Path) -> Target:
     if name == "kamailio":
         return start_kamailio(workdir, USERS, free_port(), config=PROXY_CFG, shared_mb=512)
     return start_edge(workdir, USERS, free_port())
-
-
-def register_callee(target: Target, workdir: Path, port: int) -> SippResult:
-    """REGISTER 1002 with digest, Contact ``127.0.0.1:port``: where the callees then listen."""
-    return run_sipp(
-        SIPP_DIR / "register_auth.xml",
-        target.address,
-        calls=1,
-        rate=1,
-        csv=write_sipp_csv(workdir / "callee.csv", [CALLEE]),
-        keys={"domain": DOMAIN, "expires": "3600"},
-        extra_args=["-auth_uri", DOMAIN],
-        local_port=port,
-        timeout=10,
-        workdir=workdir / "register-callee",
-    )
 
 
 @contextlib.contextmanager
@@ -324,7 +309,7 @@ def run_target(
     try:
         callee_port = free_port()
         caller_csv = write_sipp_csv(workdir / name / "caller.csv", [CALLER])
-        registered = register_callee(target, workdir / name, callee_port)
+        registered = register_phone(target.address, CALLEE, callee_port, workdir / name)
         if not registered.all_ok:
             print(f"{name}: the callee did not register: {sipp_trouble(registered)}")
             return None, None, False

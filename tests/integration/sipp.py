@@ -81,7 +81,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.sipp.users import PhoneUser, write_sipp_csv
+
 LOCAL_IP = "127.0.0.1"
+SCENARIOS = Path(__file__).resolve().parents[2] / "benchmarks" / "sipp"
 KILL_GRACE = 5.0  # seconds past ``timeout`` before SIPp is killed by PID
 TRANSPORTS = ("u1", "un", "t1", "tn")
 
@@ -499,3 +502,30 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
     ordered = sorted(samples)
     rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
     return ordered[rank - 1]
+
+
+def register_phone(
+    target: str,
+    user: PhoneUser,
+    port: int,
+    workdir: Path,
+    *,
+    domain: str = "voxedge.test",
+    unregister: bool = False,
+    timeout: float = 10,
+) -> SippResult:
+    """REGISTER ``user`` with digest from 127.0.0.1:``port`` (its Contact there: a SIPp callee
+    then listens on that port), or take that binding away (``unregister``)."""
+    scenario = "unregister_auth.xml" if unregister else "register_auth.xml"
+    return run_sipp(
+        SCENARIOS / scenario,
+        target,
+        calls=1,
+        rate=1,
+        csv=write_sipp_csv(workdir / f"{user.extension}.csv", [user]),
+        keys={"domain": domain, "expires": "3600"},
+        extra_args=["-auth_uri", domain],
+        local_port=port,
+        timeout=timeout,
+        workdir=workdir / f"{scenario.removesuffix('.xml')}-{user.extension}-{port}",
+    )

@@ -21,14 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.sipp.users import PhoneUser, write_sipp_csv
+from benchmarks.sipp.users import PhoneUser
 from tests.integration.baresip import Baresip, baresip_path
 from tests.integration.edgeproc import EdgeProcess
 from tests.integration.sipp import (
-    SippResult,
     free_media_port,
     free_port,
-    run_sipp,
+    register_phone,
     sipp_path,
     start_sipp,
 )
@@ -66,22 +65,6 @@ def edge(tmp_path: Path) -> Iterator[EdgeProcess]:
         yield proc
 
 
-def register(edge: EdgeProcess, tmp_path: Path, port: int, scenario: str) -> SippResult:
-    """The callee 1002's REGISTER (or un-REGISTER) from ``port``, with digest."""
-    return run_sipp(
-        SCENARIOS / scenario,
-        f"127.0.0.1:{edge.port('udp')}",
-        calls=1,
-        rate=1,
-        csv=write_sipp_csv(tmp_path / "callee.csv", [CALLEE]),
-        keys={"domain": DOMAIN, "expires": "3600"},
-        extra_args=["-auth_uri", DOMAIN],
-        local_port=port,
-        timeout=5,
-        workdir=tmp_path / scenario.removesuffix(".xml"),
-    )
-
-
 def telephone_event(sdp: str) -> str | None:
     """The payload type of telephone-event/8000 in ``sdp`` if its m=audio line lists it."""
     rtpmap = re.search(r"^a=rtpmap:(\d+) telephone-event/8000$", sdp, re.MULTILINE)
@@ -104,7 +87,8 @@ def test_rfc4733_digit_reaches_a_callee_without_telephone_event_as_sip_info(
     edge: EdgeProcess, tmp_path: Path
 ) -> None:
     port = free_port()
-    assert register(edge, tmp_path, port, "register_auth.xml").all_ok
+    address = f"127.0.0.1:{edge.port('udp')}"
+    assert register_phone(address, CALLEE, port, tmp_path).all_ok
     callee = start_sipp(
         SCENARIOS / "call_uas_info.xml",
         None,
@@ -151,7 +135,7 @@ def test_rfc4733_digit_reaches_a_callee_without_telephone_event_as_sip_info(
             assert alice.wait_for(_BYE_200, 5), alice.output
     finally:
         result = callee.wait(timeout=5)
-        unregistered = register(edge, tmp_path, port, "unregister_auth.xml")
+        unregistered = register_phone(address, CALLEE, port, tmp_path, unregister=True)
     assert unregistered.all_ok  # not in finally: it would hide why the call failed
     assert (result.exit_code, result.successful, result.failed) == (0, 1, 0), (
         result.failure_reasons,

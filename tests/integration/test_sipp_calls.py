@@ -21,7 +21,7 @@ from tests.integration.sipp import (
     SippResult,
     free_media_port,
     free_port,
-    run_sipp,
+    register_phone,
     sipp_path,
     start_sipp,
     udp_queued_bytes,
@@ -84,7 +84,7 @@ def call(
 ) -> tuple[SippResult, SippResult, int]:
     """One call: (caller result, callee result, bytes of RTP queued at the caller's port)."""
     port = free_port()
-    assert register(edge, tmp_path, port, "register_auth.xml").all_ok
+    assert register_phone(edge.address, USERS[1], port, tmp_path).all_ok
     callee = start_sipp(
         SCENARIOS / callee_scenario,
         None,
@@ -117,24 +117,8 @@ def call(
     finally:
         callee_result = callee.wait(timeout=10)
         # One binding at a time: forks to a callee gone from an earlier test would ring on.
-        assert register(edge, tmp_path, port, "unregister_auth.xml").all_ok
+        assert register_phone(edge.address, USERS[1], port, tmp_path, unregister=True).all_ok
     return caller_result, callee_result, echoed
-
-
-def register(edge: Edge, tmp_path: Path, port: int, scenario: str) -> SippResult:
-    """The callee 1002's REGISTER (or un-REGISTER) from ``port``, with digest."""
-    return run_sipp(
-        SCENARIOS / scenario,
-        edge.address,
-        calls=1,
-        rate=1,
-        csv=write_sipp_csv(tmp_path / "callee.csv", [USERS[1]]),
-        keys={"domain": DOMAIN, "expires": "3600"},
-        extra_args=["-auth_uri", DOMAIN],
-        local_port=port,
-        timeout=10,
-        workdir=tmp_path / scenario.removesuffix(".xml"),
-    )
 
 
 def assert_ok(result: SippResult) -> None:

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.sipp.users import PhoneUser, phone_users, write_sipp_csv
+from benchmarks.sipp.users import phone_users, write_sipp_csv
 from tests.integration.edgeproc import EdgeProcess
 from tests.integration.sipp import (
     SippProcess,
     SippResult,
     free_media_port,
     free_port,
+    register_phone,
     run_sipp,
     sipp_path,
     start_sipp,
@@ -42,22 +43,6 @@ CALLER, TRANSFEROR, TARGET = phone_users(3, first=1001)
 TALK_MS = 500  # the call 1001 -> 1002 before 1002's REFER
 TARGET_TALK_MS = 2000  # the call 1001 -> 1003 before 1003 hangs up
 TIMEOUT = 20.0
-
-
-def register(edge: EdgeProcess, user: PhoneUser, port: int, workdir: Path) -> SippResult:
-    """REGISTER ``user`` with digest from 127.0.0.1:``port``, its Contact there."""
-    return run_sipp(
-        SCENARIOS / "register_auth.xml",
-        f"127.0.0.1:{edge.port('udp')}",
-        calls=1,
-        rate=1,
-        csv=write_sipp_csv(workdir / f"{user.extension}.csv", [user]),
-        keys={"domain": DOMAIN, "expires": "3600"},
-        extra_args=["-auth_uri", DOMAIN],
-        local_port=port,
-        timeout=10,
-        workdir=workdir / f"register-{user.extension}",
-    )
 
 
 def callee(
@@ -98,7 +83,7 @@ def test_callee_transfers_the_caller_to_a_third_phone(tmp_path: Path) -> None:
     media = {name: free_media_port() for name in ("caller", "transferor", "target")}
     with edge:
         for user, port in ((TRANSFEROR, transferor_port), (TARGET, target_port)):
-            registered = register(edge, user, port, tmp_path)
+            registered = register_phone(f"127.0.0.1:{edge.port('udp')}", user, port, tmp_path)
             assert registered.all_ok, trouble(registered)
         target = callee(
             "call_uas_bye.xml",
