@@ -246,8 +246,10 @@ class Harness:
         password: str = "alice-secret",
         flow: Flow = ALICE,
         call_id: str = "alice-call-1@10.1.1.1",
+        extra: str = "",
+        content_type: str = "application/sdp",
     ) -> None:
-        """INVITE, 407, authenticated INVITE."""
+        """INVITE, 407, authenticated INVITE (``extra`` header lines in that one)."""
         self.invite(target, body=body, user=user, flow=flow, call_id=call_id)
         challenge = [m for m in self.sent(flow) if isinstance(m, Response)][-1]
         assert challenge.status == 407
@@ -257,7 +259,7 @@ class Harness:
         )
         self.invite(
             target, body=body, auth=auth, branch="z9hG4bKinv2", cseq=2, user=user, flow=flow,
-            call_id=call_id,
+            call_id=call_id, extra=extra, content_type=content_type,
         )  # fmt: skip
 
 
@@ -332,6 +334,28 @@ def in_dialog(
     if body:
         lines.append(f"Content-Type: {content_type}")
     return "\r\n".join(lines) + f"\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+
+
+def alice_sends(
+    h: Harness, method: str, ok: Response, *, cseq: int, branch: str, body: str = ""
+) -> None:
+    """The caller's request in its dialog with the edge (``ok``: the edge's 2xx to it)."""
+    h.request_from(
+        ALICE,
+        in_dialog(method, ok, from_caller=True, cseq=cseq, branch=branch, via_port=7001, body=body),
+    )
+
+
+def bob_sends(
+    h: Harness, method: str, invite: Request, *, cseq: int, branch: str, body: str = ""
+) -> None:
+    """The callee's request in its dialog with the edge (``invite``: the edge's INVITE)."""
+    h.request_from(
+        BOB1,
+        in_dialog(
+            method, invite, from_caller=False, cseq=cseq, branch=branch, via_port=7002, body=body
+        ),
+    )
 
 
 @pytest.fixture
@@ -593,9 +617,7 @@ def test_media_failure_gives_503(h: Harness) -> None:
 
 def test_bye_from_callee_is_mirrored(h: Harness) -> None:
     invite, _ = answered(h)
-    h.request_from(
-        BOB1, in_dialog("BYE", invite, from_caller=False, cseq=1, branch="z9hG4bKb1", via_port=7002)
-    )
+    bob_sends(h, "BYE", invite, cseq=1, branch="z9hG4bKb1")
     assert h.statuses(BOB1) == [200]
     bye = h.last_request(ALICE, "BYE")
     assert bye.headers.get("Call-ID") == "alice-call-1@10.1.1.1"
@@ -606,9 +628,7 @@ def test_bye_from_callee_is_mirrored(h: Harness) -> None:
 
 def test_bye_from_caller_is_mirrored(h: Harness) -> None:
     invite, ok = answered(h)
-    h.request_from(
-        ALICE, in_dialog("BYE", ok, from_caller=True, cseq=3, branch="z9hG4bKbye", via_port=7001)
-    )
+    alice_sends(h, "BYE", ok, cseq=3, branch="z9hG4bKbye")
     assert h.statuses(ALICE) == [200]
     bye = h.last_request(BOB1, "BYE")
     assert bye.headers.get("Call-ID") == invite.headers.get("Call-ID")
@@ -617,29 +637,14 @@ def test_bye_from_caller_is_mirrored(h: Harness) -> None:
 
 def test_request_in_unknown_dialog_gets_481(h: Harness) -> None:
     _invite, ok = answered(h)
-    h.request_from(
-        ALICE, in_dialog("BYE", ok, from_caller=True, cseq=3, branch="z9hG4bKbye", via_port=7001)
-    )
-    h.request_from(
-        ALICE, in_dialog("BYE", ok, from_caller=True, cseq=4, branch="z9hG4bKbye2", via_port=7001)
-    )
+    alice_sends(h, "BYE", ok, cseq=3, branch="z9hG4bKbye")
+    alice_sends(h, "BYE", ok, cseq=4, branch="z9hG4bKbye2")
     assert h.statuses(ALICE)[-1] == 481
 
 
 def test_reinvite_hold_and_resume_are_mirrored(h: Harness) -> None:
     _invite, ok = answered(h)
-    h.request_from(
-        ALICE,
-        in_dialog(
-            "INVITE",
-            ok,
-            from_caller=True,
-            cseq=3,
-            branch="z9hG4bKh1",
-            via_port=7001,
-            body=sdp_with("sendonly"),
-        ),
-    )
+    alice_sends(h, "INVITE", ok, cseq=3, branch="z9hG4bKh1", body=sdp_with("sendonly"))
     reinvite = h.last_request(BOB1, "INVITE")
     sdp = parse_sdp(reinvite.body)
     assert sdp.media[0].direction == "sendonly" and sdp.media[0].port == PORTS["b"]
@@ -666,31 +671,9 @@ def test_reinvite_hold_and_resume_are_mirrored(h: Harness) -> None:
 
 def test_glare_gets_491(h: Harness) -> None:
     invite, ok = answered(h)
-    h.request_from(
-        ALICE,
-        in_dialog(
-            "INVITE",
-            ok,
-            from_caller=True,
-            cseq=3,
-            branch="z9hG4bKg1",
-            via_port=7001,
-            body=sdp_with("sendonly"),
-        ),
-    )
+    alice_sends(h, "INVITE", ok, cseq=3, branch="z9hG4bKg1", body=sdp_with("sendonly"))
     reinvite = h.last_request(BOB1, "INVITE")
-    h.request_from(
-        BOB1,
-        in_dialog(
-            "INVITE",
-            invite,
-            from_caller=False,
-            cseq=1,
-            branch="z9hG4bKg2",
-            via_port=7002,
-            body=ANSWER,
-        ),
-    )
+    bob_sends(h, "INVITE", invite, cseq=1, branch="z9hG4bKg2", body=ANSWER)
     assert h.statuses(BOB1)[-1] == 491
     h.response_from(BOB1, reply(reinvite, 491))
     assert h.statuses(ALICE)[-1] == 491  # RFC 3261 §14.1: the caller retries later
@@ -698,9 +681,7 @@ def test_glare_gets_491(h: Harness) -> None:
 
 def test_reinvite_without_offer_gets_our_last_sdp(h: Harness) -> None:
     _, ok = answered(h)
-    h.request_from(
-        ALICE, in_dialog("INVITE", ok, from_caller=True, cseq=3, branch="z9hG4bKn1", via_port=7001)
-    )
+    alice_sends(h, "INVITE", ok, cseq=3, branch="z9hG4bKn1")
     back = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
     assert back.status == 200 and back.body == ok.body
     assert not [m for m in h.sent(BOB1) if isinstance(m, Request) and m.method == "INVITE"]
@@ -729,9 +710,7 @@ def test_info_and_options_are_relayed(h: Harness) -> None:
 
 def test_relayed_request_answered_481_ends_the_call(h: Harness) -> None:
     _invite, ok = answered(h)
-    h.request_from(
-        ALICE, in_dialog("OPTIONS", ok, from_caller=True, cseq=3, branch="z9hG4bKo2", via_port=7001)
-    )
+    alice_sends(h, "OPTIONS", ok, cseq=3, branch="z9hG4bKo2")
     h.response_from(BOB1, reply(h.last_request(BOB1, "OPTIONS"), 481))
     sent = h.sent(ALICE)
     assert [m.status for m in sent if isinstance(m, Response)] == [481]
@@ -801,9 +780,7 @@ def test_blind_transfer_puts_the_target_in_the_transferors_place(h: Harness) -> 
     relatched = [a for a in h.actions if isinstance(a, MediaTarget) and a.relatch]
     assert relatched[-1].leg == "b"
     # The transferor leaves; the call goes on between Alice and Carol.
-    h.request_from(
-        BOB1, in_dialog("BYE", invite, from_caller=False, cseq=3, branch="z9hG4bKbb", via_port=7002)
-    )
+    bob_sends(h, "BYE", invite, cseq=3, branch="z9hG4bKbb")
     assert h.statuses(BOB1) == [200]
     assert not h.ended and h.sent(ALICE) == []
     carol_dialog = to_carol
@@ -852,28 +829,13 @@ def test_refer_without_refer_to_gets_400(h: Harness) -> None:
 
 
 def test_session_interval_below_min_se_gets_422(h: Harness) -> None:
-    h.invite()
-    challenge = h.sent(ALICE)[-1]
-    assert isinstance(challenge, Response)
-    auth = authorization(
-        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
-    )
-    h.invite(
-        auth=auth, branch="z9hG4bKinv2", cseq=2, extra="Supported: timer\r\nSession-Expires: 60"
-    )
+    h.call(extra="Supported: timer\r\nSession-Expires: 60")
     (response,) = [m for m in h.sent(ALICE) if isinstance(m, Response) and m.status >= 200]
     assert response.status == 422 and response.headers.get("Min-SE") == "90"
 
 
 def test_session_timers_are_negotiated_per_leg_and_refreshed(h: Harness) -> None:
-    h.invite()
-    challenge = h.sent(ALICE)[-1]
-    assert isinstance(challenge, Response)
-    auth = authorization(
-        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
-    )
-    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2,
-             extra="Supported: timer\r\nSession-Expires: 1800;refresher=uac")  # fmt: skip
+    h.call(extra="Supported: timer\r\nSession-Expires: 1800;refresher=uac")  # fmt: skip
     invite = h.last_request(BOB1, "INVITE")
     assert invite.headers.get("Supported") == "timer"
     assert invite.headers.get("Session-Expires") is not None
@@ -897,14 +859,7 @@ def test_session_timers_are_negotiated_per_leg_and_refreshed(h: Harness) -> None
 
 
 def test_session_expires_without_refresh_ends_the_call(h: Harness) -> None:
-    h.invite()
-    challenge = h.sent(ALICE)[-1]
-    assert isinstance(challenge, Response)
-    auth = authorization(
-        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
-    )
-    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2,
-             extra="Supported: timer\r\nSession-Expires: 90;refresher=uac")  # fmt: skip
+    h.call(extra="Supported: timer\r\nSession-Expires: 90;refresher=uac")  # fmt: skip
     invite = h.last_request(BOB1, "INVITE")
     h.response_from(BOB1, reply(invite, 200, body=ANSWER))
     ok = [m for m in h.sent(ALICE) if isinstance(m, Response) and m.status == 200][-1]
@@ -975,25 +930,13 @@ def test_attended_transfer_to_an_unknown_dialog_gets_481(h: Harness) -> None:
 
 
 def test_unknown_body_type_gets_415_with_accept(h: Harness) -> None:
-    h.invite()
-    challenge = h.sent(ALICE)[-1]
-    assert isinstance(challenge, Response)
-    auth = authorization(
-        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
-    )
-    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2, body="hello", content_type="text/plain")
+    h.call(body="hello", content_type="text/plain")
     response = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
     assert response.status == 415 and response.headers.get("Accept") == "application/sdp"
 
 
 def test_accept_without_sdp_gets_406(h: Harness) -> None:
-    h.invite()
-    challenge = h.sent(ALICE)[-1]
-    assert isinstance(challenge, Response)
-    auth = authorization(
-        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
-    )
-    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2, extra="Accept: text/nobodyKnowsThis")
+    h.call(extra="Accept: text/nobodyKnowsThis")
     response = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
     assert response.status == 406 and response.headers.get("Accept") == "application/sdp"
 
@@ -1072,13 +1015,7 @@ def test_legacy_hold_with_c_zero_is_relayed_as_a_direction(h: Harness) -> None:
 
 
 def test_bad_session_expires_gets_400_naming_it(h: Harness) -> None:
-    h.invite()
-    challenge = h.sent(ALICE)[-1]
-    assert isinstance(challenge, Response)
-    auth = authorization(
-        challenge, "1001", "alice-secret", uri="sip:1002@voxedge.test", method="INVITE"
-    )
-    h.invite(auth=auth, branch="z9hG4bKinv2", cseq=2, extra="Session-Expires: soon")
+    h.call(extra="Session-Expires: soon")
     response = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
     assert response.status == 400 and "Session-Expires" in response.reason
 
