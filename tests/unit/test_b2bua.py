@@ -1035,3 +1035,40 @@ def test_in_dialog_body_without_content_type_gets_400(h: Harness) -> None:
     response = [m for m in h.sent(ALICE) if isinstance(m, Response)][-1]
     assert response.status == 400 and "Content-Type" in response.reason
     assert not [m for m in h.sent(BOB1) if isinstance(m, Request) and m.method == "INFO"]
+
+
+# ---------------------------------------------------------------------------- odd SDP
+
+_NO_EVENTS = OFFER.replace("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n", "")
+ODD_SDP = {
+    "no media": "v=0\r\no=x 1 1 IN IP4 10.9.9.9\r\ns=-\r\nc=IN IP4 10.9.9.9\r\nt=0 0\r\n",
+    "rejected audio": OFFER.replace("m=audio 4000", "m=audio 0"),
+    "video only": OFFER.replace("m=audio", "m=video"),
+    "host name in c=": OFFER.replace("c=IN IP4 10.1.1.1", "c=IN IP4 phone.example.com"),
+    "no c= at all": OFFER.replace("c=IN IP4 10.1.1.1\r\n", ""),
+    "udptl": _NO_EVENTS.replace("RTP/AVP 0 8 101", "udptl t38"),
+    "G.729 only": _NO_EVENTS.replace("RTP/AVP 0 8 101", "RTP/AVP 18"),
+    "two audio streams": OFFER + "m=audio 4002 RTP/AVP 0\r\n",
+    "events only": OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 101"),
+    "multicast c=": OFFER.replace("c=IN IP4 10.1.1.1", "c=IN IP4 224.0.0.1/127"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(ODD_SDP))
+def test_odd_offers_get_a_final_answer_never_an_exception(h: Harness, name: str) -> None:
+    h.call(body=ODD_SDP[name])
+    invites = [m for m in h.sent(BOB1) if isinstance(m, Request) and m.method == "INVITE"]
+    if invites:  # forwarded: the callee answers; the call must complete or fail cleanly
+        h.response_from(BOB1, reply(invites[-1], 200, body=ANSWER))
+        h.tick(1)
+    finals = [m.status for m in h.sent(ALICE) if isinstance(m, Response) and m.status >= 200]
+    assert finals, name
+
+
+@pytest.mark.parametrize("name", sorted(ODD_SDP))
+def test_odd_answers_never_raise(h: Harness, name: str) -> None:
+    h.call()
+    invite = h.last_request(BOB1, "INVITE")
+    h.response_from(BOB1, reply(invite, 200, body=ODD_SDP[name]))
+    finals = [m.status for m in h.sent(ALICE) if isinstance(m, Response) and m.status >= 200]
+    assert finals, name
