@@ -414,6 +414,18 @@ class B2BUA:
             sdp = sdp_of(response) if response.body else None
             if branch.request.body and sdp is None:
                 raise BadBody(488, "no answer SDP")  # we offered: the 2xx must answer
+            offer = (
+                call.offer
+                if forks.transfer is None
+                else call.other(forks.transfer.target).remote_sdp
+            )
+            if (
+                sdp is not None
+                and offer is not None
+                and not plan(offer, sdp, call.stream, "a")[0].compatible
+            ):
+                # RFC 3264 §6.1: an answer names offered formats; nothing here can bridge it.
+                raise BadBody(488, "answer has no codec in common with the offer")
         except (DialogError, BadBody) as exc:
             log.info("call %s: unusable 2xx from %s: %s", call.id, txn.flow.remote, exc.reason)
             self._ack_and_bye(branch.request, response, txn.flow, now, out)

@@ -39,6 +39,7 @@ class MediaPlan:
     payload_maps: dict[LegName, PayloadMap] = field(default_factory=dict)
     dtmf_to_info: dict[LegName, int] = field(default_factory=dict)  # leg -> its event PT
     codec: str | None = None  # the audio codec of the answer, as the answerer sent it
+    compatible: bool = True  # False: the answer's codec is none the offerer can be given
 
     @property
     def transcodes(self) -> bool:
@@ -122,7 +123,8 @@ def plan(
     elif answer_event is not None:
         dtmf[answerer] = int(answer_event)
     _restrict(answered_media, keep, offered, offer.media[stream])
-    return MediaPlan(maps, dtmf, codec), fit
+    compatible = audio is None or (bool(keep) and keep[0] != offer_event)
+    return MediaPlan(maps, dtmf, codec, compatible), fit
 
 
 def _key(rtpmap: RtpMap) -> tuple[str, int]:

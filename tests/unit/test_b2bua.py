@@ -1072,3 +1072,13 @@ def test_odd_answers_never_raise(h: Harness, name: str) -> None:
     h.response_from(BOB1, reply(invite, 200, body=ODD_SDP[name]))
     finals = [m.status for m in h.sent(ALICE) if isinstance(m, Response) and m.status >= 200]
     assert finals, name
+
+
+def test_answer_with_no_codec_in_common_fails_the_call_with_488(h: Harness) -> None:
+    h.call()
+    invite = h.last_request(BOB1, "INVITE")
+    g729 = ANSWER.replace("RTP/AVP 0 101", "RTP/AVP 18")  # not offered, not transcodable
+    h.response_from(BOB1, reply(invite, 200, body=g729))
+    assert h.statuses(ALICE)[-1] == 488
+    sent = [m.method for m in h.sent(BOB1) if isinstance(m, Request)]
+    assert "ACK" in sent and "BYE" in sent  # RFC 3261 §13.2.2.4: ACK, then end it

@@ -72,3 +72,9 @@ def test_matching_codecs_need_no_plan() -> None:
 def test_rejected_answer_gives_no_plan() -> None:
     result, fit = plan(sdp("0"), sdp("0", port=0), 0, "a")
     assert result.payload_maps == {} and fit.media[0].port == 0
+
+
+def test_an_answer_in_no_offered_or_bridgeable_codec_is_incompatible() -> None:
+    result, _ = plan(sdp("0 101"), sdp("18"), 0, "a")  # G.729: not offered, not G.711
+    assert not result.compatible
+    assert plan(sdp("8"), sdp("0"), 0, "a")[0].compatible  # transcodable
