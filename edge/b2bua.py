@@ -1325,6 +1325,8 @@ class B2BUA:
         relay plan bridging the two (``media.bridge``: transcoding, DTMF as INFO)."""
         result, fit = plan(offer, answer, call.stream, offerer.name)
         call.codec = result.codec or call.codec
+        call.other(offerer).codec = result.codec or call.other(offerer).codec
+        offerer.codec = result.offerer_codec or offerer.codec
         out.append(MediaPlanned(call, result))
         return self._sdp_toward(call, offerer, fit)
 

@@ -75,6 +75,7 @@ class Leg:
     """One side of a call: its dialog, its flow and the SDP the edge last sent it."""
 
     __slots__ = (
+        "codec",
         "dialog",
         "flow",
         "media_address",
@@ -97,6 +98,7 @@ class Leg:
         self.flow = flow
         self.uri = uri  # the user's AOR, for the record
         self.dialog: Dialog | None = None
+        self.codec: str | None = None  # the audio codec this leg's phone sends and receives
         self.sdp_id = secrets.randbelow(2**62)
         self.sdp_version = 1
         self.sdp_sent: bytes | None = None

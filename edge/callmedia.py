@@ -238,7 +238,7 @@ def _leg(call: Call, leg: Leg, stats: RelayStats | None, call_id: str) -> LegRec
         from_uri=call.a.uri,
         to_uri=leg.uri if leg.name == "b" else call.b.uri,
         remote=f"{remote[0]}:{remote[1]}",
-        codec=call.codec,
+        codec=leg.codec or call.codec,
         packets_sent=sent.packets,
         packets_received=received.packets,
         bytes_sent=sent.octets,

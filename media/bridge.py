@@ -40,6 +40,7 @@ class MediaPlan:
     dtmf_to_info: dict[LegName, int] = field(default_factory=dict)  # leg -> its event PT
     codec: str | None = None  # the audio codec of the answer, as the answerer sent it
     compatible: bool = True  # False: the answer's codec is none the offerer can be given
+    offerer_codec: str | None = None  # the audio codec the offerer gets (differs: transcoding)
 
     @property
     def transcodes(self) -> bool:
@@ -124,7 +125,8 @@ def plan(
         dtmf[answerer] = int(answer_event)
     _restrict(answered_media, keep, offered, offer.media[stream])
     compatible = audio is None or (bool(keep) and keep[0] != offer_event)
-    return MediaPlan(maps, dtmf, codec, compatible), fit
+    offerer_codec = offered[keep[0]].encoding if compatible and keep and audio else None
+    return MediaPlan(maps, dtmf, codec, compatible, offerer_codec), fit
 
 
 def _key(rtpmap: RtpMap) -> tuple[str, int]:

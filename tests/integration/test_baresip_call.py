@@ -96,6 +96,7 @@ def test_pcma_phone_calls_pcmu_phone_through_the_transcoder(
     assert "transcoding G.711" in edge.log()
     legs = record["legs"]
     assert isinstance(legs, list)
+    assert [leg["codec"] for leg in legs] == ["PCMA", "PCMU"]  # each phone its own law
     for leg in legs:
         assert leg["packets_received"] > 40 * (TALK - 1), leg
         assert leg["packets_sent"] > 40 * (TALK - 1), leg
