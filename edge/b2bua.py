@@ -438,7 +438,7 @@ class B2BUA:
         if forks.transfer is None:
             self._answered(call, txn, branch, dialog, response, sdp, now, out)
         else:
-            self._transferred(call, forks.transfer, txn, branch, dialog, sdp, now, out)
+            self._transferred(call, forks.transfer, txn, branch, dialog, response, sdp, now, out)
 
     def _live(self, call: Call, forks: Forks) -> bool:
         """Whether the attempt ``forks`` belongs to still wants an answer."""
@@ -1078,6 +1078,7 @@ class B2BUA:
             offer = call.other(keep).remote_sdp
             if offer is not None:
                 self._answer_toward(call, call.other(keep), offer, keep.remote_sdp, out)
+        self._arm_session(call, keep)  # its RFC 4028 timer now runs in this call
         call.media_since = now
         # The other call ends with neither of its phones told: both live on elsewhere.
         for leg in (other.a, other.b):
@@ -1100,6 +1101,7 @@ class B2BUA:
         txn: ClientTransaction,
         branch: Branch,
         dialog: Dialog,
+        response: Response,
         sdp: SessionDescription | None,
         now: float,
         out: list[Action],
@@ -1116,6 +1118,8 @@ class B2BUA:
         else:
             call.b = new
         call.departed.append(old)
+        old.session.stop()
+        self._uac_session(call, new, response, now)  # RFC 4028 §7.2: the target's terms
         if sdp is not None:
             self._learn_media(call, new, sdp, True, out)
             offer = call.other(new).remote_sdp

@@ -1082,3 +1082,18 @@ def test_answer_with_no_codec_in_common_fails_the_call_with_488(h: Harness) -> N
     assert h.statuses(ALICE)[-1] == 488
     sent = [m.method for m in h.sent(BOB1) if isinstance(m, Request)]
     assert "ACK" in sent and "BYE" in sent  # RFC 3261 §13.2.2.4: ACK, then end it
+
+
+def test_a_transfer_target_gets_its_own_session_timer(h: Harness) -> None:
+    h.register("1003", CAROL, user="carol")
+    invite, _ = answered(h)
+    refer(h, invite, "sip:1003@voxedge.test")
+    to_carol = h.last_request(CAROL, "INVITE")
+    assert to_carol.headers.get("Session-Expires") is not None  # RFC 4028 §7.1
+    answer = reply(to_carol, 200, tag="c1", body=ANSWER, contact="sip:carol@127.0.0.1:7003")
+    h.response_from(
+        CAROL, answer.replace("Content-Type", "Session-Expires: 120;refresher=uac\r\nContent-Type")
+    )
+    h.sent(CAROL)
+    h.tick(61)  # the edge refreshes the target's leg at half its interval
+    assert h.last_request(CAROL, "INVITE").headers.get("Call-ID") == to_carol.headers.get("Call-ID")
