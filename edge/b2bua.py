@@ -1156,6 +1156,17 @@ class B2BUA:
 
     # ------------------------------------------------------------------ hanging up
 
+    def shutdown(self, now: float) -> list[Action]:
+        """The edge stops: every call ends now (503 to callers still waiting, BYE both ways to
+        answered ones), so each one's record is written before the outbox closes."""
+        out: list[Action] = []
+        for call in list(self.calls.values()):
+            if call.state is CallState.SETUP:
+                self._fail(call, 503, "Service Unavailable", "failed", now, out)
+            else:
+                self._hang_up(call, None, "failed", "edge", now, out)
+        return out
+
     def media_timeout(self, call: Call, now: float) -> list[Action]:
         """No RTP from a side for too long: BYE both ways, cause ``media-timeout``."""
         out: list[Action] = []

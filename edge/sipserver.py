@@ -176,6 +176,7 @@ class SipService:
         log.info("listening: %s %s %s:%d", side, transport, address[0], address[1])
 
     async def stop(self) -> None:
+        self._act(self.calls.shutdown(self._loop.time()))  # BYEs out, records queued
         for timer in (self._txn_timer, self._location_timer, self._nonce_timer, self._call_timer):
             timer.cancel()
         await self.media.close()

@@ -100,3 +100,22 @@ def test_pcma_phone_calls_pcmu_phone_through_the_transcoder(
     for leg in legs:
         assert leg["packets_received"] > 40 * (TALK - 1), leg
         assert leg["packets_sent"] > 40 * (TALK - 1), leg
+
+
+def test_stopping_the_edge_hangs_up_and_keeps_the_record(edge: EdgeProcess, tmp_path: Path) -> None:
+    alice = phone(edge, tmp_path / "alice", "1001", "alice-secret")
+    bob = phone(edge, tmp_path / "bob", "1002", "bob-secret", ";answermode=auto")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(alice)
+        stack.enter_context(bob)
+        assert alice.wait_registered(10) and bob.wait_registered(10)
+        alice.command("dial sip:1002@voxedge.test")
+        assert alice.wait_for(r"Call established", 10), alice.output + edge.log()
+        assert bob.wait_for(r"Call established", 10), bob.output
+        time.sleep(1)
+        assert edge.stop() == 0  # SIGTERM
+        # Both phones hear the edge's BYE (baresip: "... terminated" or the call closes).
+        assert alice.wait_for(r"terminated|closed", 10), alice.output
+        assert bob.wait_for(r"terminated|closed", 10), bob.output
+    (record,) = edge.call_records(1, timeout=2)
+    assert (record["end_cause"], record["hung_up_by"]) == ("failed", "edge")

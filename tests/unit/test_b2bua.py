@@ -1097,3 +1097,15 @@ def test_a_transfer_target_gets_its_own_session_timer(h: Harness) -> None:
     h.sent(CAROL)
     h.tick(61)  # the edge refreshes the target's leg at half its interval
     assert h.last_request(CAROL, "INVITE").headers.get("Call-ID") == to_carol.headers.get("Call-ID")
+
+
+def test_shutdown_ends_every_call_and_reports_it(h: Harness) -> None:
+    answered(h)
+    h.register("1003", CAROL, user="carol")
+    dave = Flow("udp", ("127.0.0.1", 7009), EDGE)
+    h.call(target="1003", user="1002", password="bob-secret", flow=dave, call_id="second")
+    h.sent(dave)  # the second call is still ringing
+    h._apply(h.b2bua.shutdown(h.now))
+    assert h.last_request(BOB1, "BYE") and h.last_request(ALICE, "BYE")  # the answered call
+    assert h.statuses(dave)[-1] == 503  # the ringing one
+    assert len(h.ended) == 2 and not h.b2bua.calls
