@@ -55,7 +55,7 @@ from edge.cdr import EndCause, HungUpBy
 from edge.config import EdgeConfig
 from edge.location import Binding, LocationService
 from edge.responses import ALLOW, SUPPORTED, finish, new_tag
-from media.bridge import plan, widen_offer
+from media.bridge import MediaPlan, plan, widen_offer
 from media.offer_answer import addrtype_of, is_hold, is_unspecified, rewrite_for_relay
 from media.sdp import (
     Origin,
@@ -100,6 +100,8 @@ from sip.uri import SipUri
 from sip.validate import RequestInfo
 
 log = logging.getLogger("voxedge.calls")
+
+Planned = tuple[MediaPlan, SessionDescription]  # media.bridge.plan's result
 
 # Headers an in-dialog request or its response carries across (the rest is per dialog).
 _RELAYED_HEADERS = ("Event", "Info-Package", "Accept", "Subject", "Allow-Events")
@@ -414,18 +416,16 @@ class B2BUA:
             sdp = sdp_of(response) if response.body else None
             if branch.request.body and sdp is None:
                 raise BadBody(488, "no answer SDP")  # we offered: the 2xx must answer
-            offer = (
-                call.offer
-                if forks.transfer is None
-                else call.other(forks.transfer.target).remote_sdp
-            )
-            if (
-                sdp is not None
-                and offer is not None
-                and not plan(offer, sdp, call.stream, "a")[0].compatible
-            ):
-                # RFC 3264 §6.1: an answer names offered formats; nothing here can bridge it.
-                raise BadBody(488, "answer has no codec in common with the offer")
+            # The offerer: the caller, or the party a transfer target is called for.
+            transfer = forks.transfer
+            offerer = call.a if transfer is None else call.other(transfer.transferor)
+            offer = call.offer if transfer is None else offerer.remote_sdp
+            planned = None
+            if sdp is not None and offer is not None:
+                planned = plan(offer, sdp, call.stream, offerer.name)
+                if not planned[0].compatible:
+                    # RFC 3264 §6.1: an answer names offered formats; nothing can bridge it.
+                    raise BadBody(488, "answer has no codec in common with the offer")
         except (DialogError, BadBody) as exc:
             log.info("call %s: unusable 2xx from %s: %s", call.id, txn.flow.remote, exc.reason)
             self._ack_and_bye(branch.request, response, txn.flow, now, out)
@@ -435,10 +435,10 @@ class B2BUA:
             return
         forks.winner = branch
         self._cancel_forks(forks, now, out)
-        if forks.transfer is None:
-            self._answered(call, txn, branch, dialog, response, sdp, now, out)
+        if transfer is None:
+            self._answered(call, txn, branch, dialog, response, sdp, planned, now, out)
         else:
-            self._transferred(call, forks.transfer, txn, branch, dialog, response, sdp, now, out)
+            self._transferred(call, transfer, txn, branch, dialog, response, sdp, planned, now, out)
 
     def _live(self, call: Call, forks: Forks) -> bool:
         """Whether the attempt ``forks`` belongs to still wants an answer."""
@@ -516,6 +516,7 @@ class B2BUA:
         dialog: Dialog,
         response: Response,
         sdp: SessionDescription | None,
+        planned: Planned | None,
         now: float,
         out: list[Action],
     ) -> None:
@@ -526,7 +527,7 @@ class B2BUA:
         ok = self._to_caller(call, response_to(call.invite, 200))
         if sdp is not None:
             if call.offer is not None:
-                ok.body = self._answer_toward(call, call.a, call.offer, sdp, out)
+                ok.body = self._answer_toward(call, call.a, call.offer, sdp, out, planned)
             else:  # delayed offer: the callee offers, the caller answers in its ACK
                 ok.body = self._sdp_toward(call, call.a, widen_offer(sdp, call.stream))
             ok.headers.add("Content-Type", SDP)
@@ -1103,6 +1104,7 @@ class B2BUA:
         dialog: Dialog,
         response: Response,
         sdp: SessionDescription | None,
+        planned: Planned | None,
         now: float,
         out: list[Action],
     ) -> None:
@@ -1124,7 +1126,7 @@ class B2BUA:
             self._learn_media(call, new, sdp, True, out)
             offer = call.other(new).remote_sdp
             if offer is not None:
-                self._answer_toward(call, call.other(new), offer, sdp, out)
+                self._answer_toward(call, call.other(new), offer, sdp, out, planned)
         call.media_since = now
         self._notify(old, 200, "OK", True, now, out)
         log.info("call %s: transferred to %s", call.id, new.uri)
@@ -1335,10 +1337,12 @@ class B2BUA:
         offer: SessionDescription,
         answer: SessionDescription,
         out: list[Action],
+        planned: Planned | None = None,
     ) -> bytes:
         """``answer`` to the (widened) ``offer`` of ``offerer``, as sent back to it, and the
-        relay plan bridging the two (``media.bridge``: transcoding, DTMF as INFO)."""
-        result, fit = plan(offer, answer, call.stream, offerer.name)
+        relay plan bridging the two (``media.bridge``: transcoding, DTMF as INFO); ``planned``
+        when that plan was made already."""
+        result, fit = planned or plan(offer, answer, call.stream, offerer.name)
         call.codec = result.codec or call.codec
         call.other(offerer).codec = result.codec or call.other(offerer).codec
         offerer.codec = result.offerer_codec or offerer.codec

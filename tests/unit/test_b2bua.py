@@ -1109,3 +1109,23 @@ def test_shutdown_ends_every_call_and_reports_it(h: Harness) -> None:
     assert h.last_request(BOB1, "BYE") and h.last_request(ALICE, "BYE")  # the answered call
     assert h.statuses(dave)[-1] == 503  # the ringing one
     assert len(h.ended) == 2 and not h.b2bua.calls
+
+
+def test_the_caller_can_transfer_the_callee(h: Harness) -> None:
+    h.register("1003", CAROL, user="carol")
+    _, ok = answered(h)
+    text = in_dialog("REFER", ok, from_caller=True, cseq=3, branch="z9hG4bKra", via_port=7001)
+    h.request_from(
+        ALICE, text.replace("Content-Length", "Refer-To: <sip:1003@voxedge.test>\r\nContent-Length")
+    )
+    assert 202 in h.statuses(ALICE)
+    to_carol = h.last_request(CAROL, "INVITE")
+    offer = parse_sdp(to_carol.body)
+    assert offer.media[0].port == PORTS["a"]  # the caller's side of the relay
+    assert (to_carol.headers.get("From") or "").startswith("<sip:1002@voxedge.test>")  # Bob's
+    h.response_from(
+        CAROL, reply(to_carol, 200, tag="c1", body=OFFER, contact="sip:carol@127.0.0.1:7003")
+    )
+    (call,) = h.b2bua.calls.values()
+    assert call.a.uri == "sip:1003@voxedge.test" and call.b.uri == "sip:1002@voxedge.test"
+    assert h.last_request(ALICE, "NOTIFY").body == b"SIP/2.0 200 OK\r\n"
