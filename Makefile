@@ -8,7 +8,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests and benchmarks use: SIPp, baresip, iproute2 (loopback namespaces).
 APT_TEST := sip-tester baresip iproute2
 
-.PHONY: run test bench lint system-deps clean
+.PHONY: run test bench lint protos system-deps clean
+PROTOS := protos/voxedge/v1/edge.proto
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,11 @@ lint: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# Regenerate the committed gRPC modules next to the .proto (tests/unit/test_protos.py fails
+# when they drift from what this writes).
+protos: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
 
 bench: $(STAMP) system-deps
 	@# --install: apt-get install kamailio when missing, to measure it in the same run
