@@ -82,3 +82,25 @@ def test_sip_and_media_do_not_import_each_other_or_the_edge(path: Path) -> None:
     other = "sip" if MEDIA in path.parents else "media"
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     assert not (_imported_modules(tree) & {other, "edge", "controlplane", "provisioning"})
+
+
+# DESIGN.md "The house": the arrows between the packages. The edge and the control plane meet
+# only in protos/ (over gRPC); protos/ and provisioning/ depend on nothing of ours.
+ROOT = SIP.parent
+ARROWS = {
+    "edge": {"controlplane", "provisioning"},
+    "controlplane": {"edge", "sip", "media"},
+    "provisioning": {"edge", "sip", "media", "controlplane"},
+    "protos": {"edge", "sip", "media", "controlplane", "provisioning"},
+}
+
+
+def _package_sources() -> list[Path]:
+    return sorted(p for package in ARROWS for p in (ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _package_sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_follow_the_arrows(path: Path) -> None:
+    package = path.relative_to(ROOT).parts[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    assert not (_imported_modules(tree) & ARROWS[package]), path
