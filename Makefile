@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the tests and benchmarks use: SIPp, baresip, iproute2 (loopback namespaces).
-APT_TEST := sip-tester baresip iproute2
+# Debian packages the tests and benchmarks use: SIPp, baresip, iproute2 (loopback namespaces),
+# PostgreSQL (the store tests start a throwaway cluster of their own; no service is needed).
+APT_TEST := sip-tester baresip iproute2 postgresql
 
 .PHONY: run test bench lint protos system-deps clean
 PROTOS := protos/voxedge/v1/edge.proto
@@ -23,6 +24,7 @@ system-deps:
 	command -v sipp >/dev/null || missing="$$missing sip-tester"; \
 	command -v baresip >/dev/null || missing="$$missing baresip"; \
 	PATH="$$PATH:/usr/sbin:/sbin" command -v ip >/dev/null || missing="$$missing iproute2"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -40,7 +42,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy sip media edge
+	$(BIN)/mypy sip media edge controlplane
 
 test: $(STAMP) system-deps lint
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -1,0 +1,1 @@
+"""VoxEdge control plane: store, gRPC edge service, auth/tenancy, CA and pairing."""
