@@ -167,6 +167,27 @@ class Edge(OrgScoped, Base):
     config_version: Mapped[int] = mapped_column(Integer, default=0)
     # Added by revision 0002.
     software_version: Mapped[str | None] = mapped_column(String(64))
+    # Added by revision 0003: a revoked edge is refused on every gRPC call, whatever its
+    # certificate's validity (the CA has no CRL; this row is the revocation list).
+    revoked_at: Mapped[datetime | None]
+
+
+class PairingToken(OrgScoped, Base):
+    """A single-use pairing token for one edge (controlplane.pairing), added by revision 0003.
+
+    Only the token's SHA-256 is kept. ``used_at`` is set by the one UPDATE that redeems it
+    (``WHERE used_at IS NULL AND expires_at > now``) in the transaction that stores the
+    edge's new certificate, so two replicas cannot both pair with one token.
+    """
+
+    __tablename__ = "pairing_tokens"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    edge_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("edges.id", ondelete="CASCADE"), index=True
+    )
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 class BaseSettingsProfile(OrgScoped, Base):

@@ -15,18 +15,37 @@ Reads take ``org_id`` first, always: a query for organisation A cannot return B'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import datetime
+import hashlib
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, select, update
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import Connection, CursorResult, event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from controlplane.models import Base, Organisation, Phone, Site
+from controlplane import pairing
+from controlplane.models import (
+    Base,
+    Cdr,
+    Edge,
+    EdgeStatus,
+    Organisation,
+    PairingToken,
+    Phone,
+    Site,
+    new_id,
+)
+from controlplane.notify import ConfigNotifier
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MAX_PAGE = 1000  # every list has a limit (DESIGN principle 3)
@@ -50,6 +69,33 @@ class ConflictError(StoreError):
     def __init__(self, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.detail = detail
+
+
+class EdgeRevokedError(StoreError):
+    """The edge was revoked: it may neither pair again nor talk to the control plane."""
+
+
+class CdrRejected(StoreError):
+    """A call record the store will never accept (the edge must not retry it); the message
+    names the field at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class PairedEdge:
+    org_id: str
+    edge_id: str
+    certificate_pem: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeConfig:
+    """What one edge is fed, read in one session: ``version`` was read first, so the rows
+    are at least that new (a later change is sent again with its own, higher version)."""
+
+    version: int
+    organisation: Organisation
+    edge: Edge
+    phones: list[Phone]
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -80,6 +126,8 @@ class Store:
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sqlite_write_lock = asyncio.Lock()
+        # Woken after every committed Store.write (in-process; see controlplane.notify).
+        self.config_changes = ConfigNotifier()
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -126,6 +174,8 @@ class Store:
         else:
             async with self._write(org_id) as session:
                 yield session
+        # Reached only when the block committed: watchers re-read the organisation's version.
+        self.config_changes.publish(org_id)
 
     @asynccontextmanager
     async def _write(self, org_id: str) -> AsyncIterator[AsyncSession]:
@@ -199,6 +249,242 @@ class Store:
         query = select(Phone).where(Phone.org_id == org_id, Phone.extension == extension)
         async with self.read() as session:
             return await session.scalar(query)
+
+    # -- edges: pairing, identity, status, configuration feed, call records -----------------
+    # None of these bump the config version: they are not configuration writes.
+
+    async def issue_pairing_token(
+        self,
+        org_id: str,
+        edge_id: str,
+        now: datetime.datetime,
+        ttl: float = pairing.DEFAULT_TTL,
+    ) -> str:
+        """A new single-use pairing token for the edge (shown once); only its hash is kept."""
+        token_text, record = pairing.issue_token(edge_id, org_id, now, ttl)
+        try:
+            async with self.sessions() as session, session.begin():
+                edge = await session.scalar(
+                    select(Edge).where(Edge.id == edge_id, Edge.org_id == org_id)
+                )
+                if edge is None:
+                    raise NotFoundError(f"edges {edge_id} not found")
+                if edge.revoked_at is not None:
+                    raise EdgeRevokedError(f"edge {edge_id} is revoked")
+                session.add(
+                    PairingToken(
+                        org_id=org_id,
+                        edge_id=edge_id,
+                        token_sha256=record.token_hash,
+                        expires_at=record.expires_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise _conflict(exc) from exc
+        return token_text
+
+    async def pair_edge(
+        self,
+        token_text: str,
+        now: datetime.datetime,
+        certify: Callable[[str, str], bytes],
+        software_version: str = "",
+    ) -> PairedEdge:
+        """Redeem ``token_text`` and store the certificate ``certify(org_id, edge_id)`` issues,
+        in one transaction: the token is used exactly when the certificate is recorded.
+
+        Raises pairing.PairingError naming why the token does not pair, EdgeRevokedError,
+        or whatever ``certify`` raises (the token is then left unused).
+        """
+        try:
+            digest = pairing.hash_token(token_text)
+        except UnicodeEncodeError:
+            raise pairing.PairingError(pairing.PairingFailure.MALFORMED) from None
+        async with self.sessions() as session, session.begin():
+            row = await session.scalar(
+                select(PairingToken).where(PairingToken.token_sha256 == digest)
+            )
+            records = {} if row is None else {digest: _token_record(row)}
+            # The pure checks (format, unknown, used, expired) name the failure ...
+            record = pairing.redeem(token_text, records, now)
+            # ... and this UPDATE decides: of two concurrent redeemers only one changes the row.
+            redeemed = await session.execute(
+                update(PairingToken)
+                .where(
+                    PairingToken.token_sha256 == digest,
+                    PairingToken.used_at.is_(None),
+                    PairingToken.expires_at > now,
+                )
+                .values(used_at=now)
+                # The session's copy of the row is not needed; SQLite hands times back naive,
+                # so evaluating the WHERE in Python against it could not work anyway.
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(redeemed) != 1:
+                raise pairing.PairingError(pairing.PairingFailure.ALREADY_USED)
+            edge = await session.scalar(
+                select(Edge).where(Edge.id == record.edge_id, Edge.org_id == record.org_id)
+            )
+            if edge is None:  # the token row cascades with its edge; kept for clarity
+                raise pairing.PairingError(pairing.PairingFailure.UNKNOWN)
+            if edge.revoked_at is not None:
+                raise EdgeRevokedError(f"edge {edge.id} is revoked")
+            certificate_pem = certify(record.org_id, record.edge_id)
+            edge.certificate_pem = certificate_pem.decode("ascii")
+            edge.certificate_sha256 = certificate_fingerprint(certificate_pem)
+            edge.software_version = software_version or edge.software_version
+            if edge.status is EdgeStatus.PENDING:
+                edge.status = EdgeStatus.OFFLINE  # paired, not heard from yet
+        return PairedEdge(record.org_id, record.edge_id, certificate_pem)
+
+    async def revoke_edge(self, org_id: str, edge_id: str, now: datetime.datetime) -> None:
+        async with self.sessions() as session, session.begin():
+            changed = await session.execute(
+                update(Edge)
+                .where(Edge.id == edge_id, Edge.org_id == org_id)
+                .values(revoked_at=now, status=EdgeStatus.OFFLINE)
+            )
+            if _rowcount(changed) != 1:
+                raise NotFoundError(f"edges {edge_id} not found")
+
+    async def record_edge_status(
+        self,
+        org_id: str,
+        edge_id: str,
+        *,
+        now: datetime.datetime,
+        status: EdgeStatus,
+        config_version: int,
+    ) -> int:
+        """Store what the edge reported; the organisation's current config version."""
+        async with self.sessions() as session, session.begin():
+            changed = await session.execute(
+                update(Edge)
+                .where(Edge.id == edge_id, Edge.org_id == org_id)
+                .values(last_seen_at=now, status=status, config_version=config_version)
+            )
+            if _rowcount(changed) != 1:
+                raise NotFoundError(f"edges {edge_id} not found")
+            version = await session.scalar(
+                select(Organisation.config_version).where(Organisation.id == org_id)
+            )
+        if version is None:
+            raise NotFoundError(f"organisation {org_id} not found")
+        return version
+
+    async def edge_config(self, org_id: str, edge_id: str) -> EdgeConfig:
+        """The organisation's version, the edge row and every phone of the organisation."""
+        async with self.read() as session:
+            organisation = await session.scalar(
+                select(Organisation).where(Organisation.id == org_id)
+            )
+            edge = await session.scalar(
+                select(Edge).where(Edge.id == edge_id, Edge.org_id == org_id)
+            )
+            if organisation is None or edge is None:
+                raise NotFoundError(f"edges {edge_id} not found")
+            phones = await session.scalars(
+                select(Phone).where(Phone.org_id == org_id).order_by(Phone.extension, Phone.id)
+            )
+            return EdgeConfig(organisation.config_version, organisation, edge, list(phones))
+
+    async def store_cdr(
+        self, org_id: str, edge_id: str, idempotency_key: str, payload: Mapping[str, Any]
+    ) -> bool:
+        """Store one call record once per key: True when stored now, False when it already
+        was (a retry). Not a configuration write: the config version does not move.
+        CdrRejected names the field when the payload cannot be a call record."""
+        values = _cdr_values(payload)
+        dialect_insert = sqlite.insert if self.is_sqlite else postgresql.insert
+        statement = (
+            dialect_insert(Cdr)
+            .values(
+                id=new_id(),
+                org_id=org_id,
+                edge_id=edge_id,
+                idempotency_key=idempotency_key,
+                detail=dict(payload),
+                **values,
+            )
+            .on_conflict_do_nothing(index_elements=[Cdr.org_id, Cdr.idempotency_key])
+        )
+        try:
+            async with self.sessions() as session, session.begin():
+                inserted = await session.execute(statement)
+        except IntegrityError as exc:
+            raise _conflict(exc) from exc
+        return _rowcount(inserted) == 1
+
+
+def certificate_fingerprint(certificate: bytes) -> str:
+    """Hex SHA-256 of a certificate's DER (what ``edges.certificate_sha256`` holds)."""
+    if certificate.lstrip().startswith(b"-----BEGIN"):
+        certificate = x509.load_pem_x509_certificate(certificate).public_bytes(Encoding.DER)
+    return hashlib.sha256(certificate).hexdigest()
+
+
+def _rowcount(result: Any) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
+
+
+def _aware(moment: datetime.datetime) -> datetime.datetime:
+    # SQLite hands DateTime(timezone=True) back naive; every stored time is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
+
+
+def _token_record(row: PairingToken) -> pairing.TokenRecord:
+    return pairing.TokenRecord(
+        token_hash=row.token_sha256,
+        edge_id=row.edge_id,
+        org_id=row.org_id,
+        expires_at=_aware(row.expires_at),
+        used_at=None if row.used_at is None else _aware(row.used_at),
+    )
+
+
+_CDR_TEXT = {"call_id": "call_id", "caller": "from_uri", "callee": "to_uri"}
+_CDR_MAX_TEXT = 255
+
+
+def _cdr_values(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Cdr columns from an edge's CDR payload (edge/cdr.py CallRecord.to_payload)."""
+    values: dict[str, Any] = {}
+    for column, field in _CDR_TEXT.items():
+        text = payload.get(field, "" if column != "call_id" else None)
+        if (
+            not isinstance(text, str)
+            or len(text) > _CDR_MAX_TEXT
+            or (column == "call_id" and not text)
+        ):
+            raise CdrRejected(f"{field}: want a string of 1..{_CDR_MAX_TEXT} characters")
+        values[column] = text
+    values["started_at"] = _cdr_time(payload, "started", required=True)
+    values["answered_at"] = _cdr_time(payload, "answered", required=False)
+    values["ended_at"] = _cdr_time(payload, "ended", required=False)
+    disposition = payload.get("end_cause", "")
+    if not isinstance(disposition, str) or len(disposition) > 32:
+        raise CdrRejected("end_cause: want a string of at most 32 characters")
+    direction = payload.get("direction", "")
+    if not isinstance(direction, str) or len(direction) > 16:
+        raise CdrRejected("direction: want a string of at most 16 characters")
+    values["disposition"] = disposition
+    values["direction"] = direction
+    return values
+
+
+def _cdr_time(
+    payload: Mapping[str, Any], field: str, *, required: bool
+) -> datetime.datetime | None:
+    value = payload.get(field)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise CdrRejected(f"{field}: want a unix time")
+    try:
+        return datetime.datetime.fromtimestamp(value, datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise CdrRejected(f"{field}: unix time out of range") from None
 
 
 def config_version_of(session: AsyncSession) -> int:
