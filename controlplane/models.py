@@ -170,6 +170,9 @@ class Edge(OrgScoped, Base):
     # Added by revision 0003: a revoked edge is refused on every gRPC call, whatever its
     # certificate's validity (the CA has no CRL; this row is the revocation list).
     revoked_at: Mapped[datetime | None]
+    # Added by revision 0004: edge settings fed to the edge (protos EdgeSettings: expires
+    # bounds, media ports and timeouts, "40/5s" rates); a missing key keeps the edge default.
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
 
 class PairingToken(OrgScoped, Base):
@@ -243,6 +246,8 @@ class Trunk(OrgScoped, Base):
     auth_ha1_md5: Mapped[str | None] = mapped_column(String(32))
     auth_ha1_sha256: Mapped[str | None] = mapped_column(String(64))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Added by revision 0004: codec names offered toward the carrier, in preference order.
+    codecs: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class Did(OrgScoped, Base):
@@ -267,6 +272,8 @@ class NumberPlan(OrgScoped, Base):
 
     name: Mapped[str] = mapped_column(String(200))
     pattern: Mapped[str] = mapped_column(String(500))
+    # Added by revision 0004: re.sub replacement applied to a matching number ("" keeps it).
+    replacement: Mapped[str] = mapped_column(String(200), default="", server_default="")
     classification: Mapped[str] = mapped_column(String(64))
     priority: Mapped[int] = mapped_column(Integer, default=100)
 

@@ -362,8 +362,8 @@ NOW = "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP"  # created_at, updated_at
 
 def test_revisions_form_one_line_ending_at_head() -> None:
     scripts = ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite://"))
-    assert scripts.get_heads() == ["0003"]
-    assert [r.revision for r in scripts.walk_revisions()] == ["0003", "0002", "0001"]
+    assert scripts.get_heads() == ["0004"]
+    assert [r.revision for r in scripts.walk_revisions()] == ["0004", "0003", "0002", "0001"]
 
 
 async def test_database_at_0001_upgrades_in_place_and_keeps_its_rows(bare_store: Store) -> None:
@@ -396,10 +396,11 @@ async def test_database_at_0001_upgrades_in_place_and_keeps_its_rows(bare_store:
 
     await bare_store.migrate()
 
-    assert await bare_store.current_revision() == "0003"
+    assert await bare_store.current_revision() == "0004"
     assert await bare_store.config_version(ORG) == 7
     edge = await bare_store.get(ORG, Edge, EDGE)
     assert (edge.name, edge.site_id, edge.software_version) == ("edge-1", SITE, None)
+    assert edge.settings == {}  # revision 0004's server default fills existing rows
     async with bare_store.write(ORG) as session:
         (await session.get(Edge, EDGE)).software_version = "0.2.0"  # type: ignore[union-attr]
     assert (await bare_store.get(ORG, Edge, EDGE)).software_version == "0.2.0"
@@ -409,7 +410,7 @@ async def test_database_at_0001_upgrades_in_place_and_keeps_its_rows(bare_store:
 async def test_migrate_twice_is_a_no_op(bare_store: Store) -> None:
     await bare_store.migrate()
     await bare_store.migrate()
-    assert await bare_store.current_revision() == "0003"
+    assert await bare_store.current_revision() == "0004"
 
 
 async def test_migrations_at_head_match_the_models(bare_store: Store) -> None:
