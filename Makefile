@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # PostgreSQL (the store tests start a throwaway cluster of their own; no service is needed).
 APT_TEST := sip-tester baresip iproute2 postgresql
 
-.PHONY: run test bench lint protos system-deps clean
+.PHONY: run standalone test bench lint protos system-deps clean
 PROTOS := protos/voxedge/v1/edge.proto
 
 $(STAMP): pyproject.toml
@@ -30,7 +30,13 @@ system-deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+# The control plane and a paired edge with a demo organisation provisioned through the HTTPS
+# API (examples/demo.py prints the softphone credentials and an admin token). The edge alone on
+# a local TOML file: `make standalone`.
 run: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+standalone: $(STAMP)
 	@echo "Demo phones (examples/standalone.toml): 1001 / alice-secret and 1002 / bob-secret in"
 	@echo "domain voxedge.test. Point a softphone's registrar / outbound proxy at 127.0.0.1:8060"
 	@echo "(UDP or TCP) or 127.0.0.1:8061 (TLS, self-signed). 1002 is challenged with MD5 only,"
@@ -42,7 +48,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy sip media edge controlplane
+	$(BIN)/mypy sip media edge controlplane provisioning
 
 test: $(STAMP) system-deps lint
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -7,6 +7,7 @@ Usage (from the project root):
     .venv/bin/python benchmarks/run.py --only kamailio      # one target (or: --only edge)
     .venv/bin/python benchmarks/run.py --only register      # one benchmark
     .venv/bin/python benchmarks/run.py --only calls         # calls/s (benchmarks/calls_bench.py)
+    .venv/bin/python benchmarks/run.py --only feed          # config feed (benchmarks/feed_bench.py)
     .venv/bin/python benchmarks/run.py --transport u1,t1    # UDP, then one TCP connection
     .venv/bin/python benchmarks/run.py --install            # apt-get install kamailio if missing
     .venv/bin/python benchmarks/run.py --check --rates 250  # functional checks, then one step
@@ -90,7 +91,7 @@ START_TIMEOUT = 15.0  # seconds for a target to accept TCP connections
 STOP_TIMEOUT = 10.0  # seconds for a target to exit after SIGTERM
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = ("edge", "kamailio")
-BENCHMARKS = ("register", "calls", "parser", "relay")
+BENCHMARKS = ("register", "calls", "parser", "relay", "feed")
 
 
 # Kamailio: " 1(123) ERROR: <core> …"; Python logging: "… ERROR voxedge.sip: …".
@@ -606,14 +607,20 @@ def main(argv: list[str] | None = None) -> int:
         print("media relay vs a bare uvloop UDP forwarder (G.711 calls, 50 packets/s each way)")
         relay_bench.main(["--quick"] if args.quick else [])
         print()
+    feed_status = 0
+    if "feed" in args.benchmarks:
+        from benchmarks import feed_bench  # it imports this module: load it only when used
+
+        feed_status = feed_bench.main(["--quick"] if args.quick else [])
+        print()
     if not {"register", "calls"} & set(args.benchmarks):
-        return 0
+        return feed_status
     if sipp_path() is None:
         print("sipp not installed (Debian package sip-tester)")
         return 2
     if "kamailio" in args.targets and shutil.which("kamailio") is None and args.install:
         install_kamailio()
-    status = 0
+    status = feed_status
     if "register" in args.benchmarks:
         status = register_benchmark(args)
         print()

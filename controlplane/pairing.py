@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Final
 
 TOKEN_BYTES: Final = 32
+TOKEN_PREFIX: Final = "vxp_"
 DEFAULT_TTL: Final = 3600.0  # seconds
 MAX_TTL: Final = 7 * 24 * 3600.0  # a week: a pairing token is not a standing credential
 MAX_TOKEN_CHARS: Final = 128  # token_urlsafe(32) is 43; anything much longer is not ours
@@ -64,14 +65,16 @@ def issue_token(
 ) -> tuple[str, TokenRecord]:
     """A new token for `edge_id` (show it to the admin once) and the record to store.
 
-    The token is 32 random bytes, URL-safe base64 without padding (43 characters).
+    The token is ``vxp_`` and 32 random bytes, URL-safe base64 without padding (47
+    characters): the prefix makes a leaked token recognisable to secret scanners, and a token
+    never starts with "-", which a command line would take for an option.
     """
     _require_aware(now)
     if not 0 < ttl <= MAX_TTL:
         raise ValueError(f"ttl must be in (0, {MAX_TTL:.0f}] seconds: {ttl!r}")
     if not edge_id or not org_id:
         raise ValueError("a pairing token needs an edge_id and an org_id")
-    token_text = secrets.token_urlsafe(TOKEN_BYTES)
+    token_text = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
     record = TokenRecord(
         token_hash=hash_token(token_text),
         edge_id=edge_id,

@@ -10,11 +10,19 @@ it takes the database write lock, and an in-process lock keeps this process's wr
 waiting on each other inside SQLite's busy handler.
 
 Reads take ``org_id`` first, always: a query for organisation A cannot return B's rows.
+
+Every committed write wakes the organisation's config watchers (controlplane.notify): on
+PostgreSQL the write also runs ``pg_notify('voxedge_config', org_id)`` in its transaction, which
+every process's ``start_change_listener()`` connection hears at commit; ``revoke_edge`` and
+``pair_edge`` notify the same way (no version bump) so a refused edge's watch ends at once.
+``org_config`` reads everything the edges are fed at one version.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import datetime
 import hashlib
 import math
@@ -28,28 +36,34 @@ from alembic import command
 from alembic.config import Config
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Connection, CursorResult, event, select, update
+from sqlalchemy import Connection, CursorResult, event, make_url, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from controlplane import pairing
 from controlplane.models import (
+    AuditLog,
     Base,
     Cdr,
+    Did,
     Edge,
     EdgeStatus,
+    NumberPlan,
     Organisation,
+    OutboundRoute,
     PairingToken,
     Phone,
     Site,
+    Trunk,
     new_id,
 )
-from controlplane.notify import ConfigNotifier
+from controlplane.notify import CHANNEL, ChangeListener, ConfigNotifier
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MAX_PAGE = 1000  # every list has a limit (DESIGN principle 3)
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+CONFIG_READ_ATTEMPTS = 3  # OrgConfig: re-reads when a write lands during the read
 
 ModelT = TypeVar("ModelT", bound=Base)
 
@@ -89,13 +103,67 @@ class PairedEdge:
 
 @dataclass(frozen=True, slots=True)
 class EdgeConfig:
-    """What one edge is fed, read in one session: ``version`` was read first, so the rows
-    are at least that new (a later change is sent again with its own, higher version)."""
+    """What one edge is fed (``Store.edge_config``), all at one config ``version``.
+
+    Site scoping: an edge gets the phones and trunks of its own site plus those with no site
+    (``site_id`` NULL: "any site"), never another site's. A site's edge registers that site's
+    phones and terminates that site's carriers; not sending the others keeps every other site's
+    digest secrets off it (a stolen edge leaks one site's credentials, not the organisation's).
+    DIDs, number plans and outbound routes are the organisation's and go to every edge; only
+    enabled trunks and routes are fed. ``extensions`` maps every phone id of the organisation
+    (whatever its site) to its extension, for DID targets.
+    """
 
     version: int
     organisation: Organisation
     edge: Edge
     phones: list[Phone]
+    trunks: list[Trunk] = dataclasses.field(default_factory=list)
+    dids: list[Did] = dataclasses.field(default_factory=list)
+    number_plans: list[NumberPlan] = dataclasses.field(default_factory=list)
+    outbound_routes: list[OutboundRoute] = dataclasses.field(default_factory=list)
+    extensions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OrgConfig:
+    """Everything the organisation's edges are fed, read at one config ``version``
+    (``Store.org_config``): every edge row (revoked ones too: the feed refuses them), every
+    phone, enabled trunks and outbound routes, DIDs and number plans."""
+
+    version: int
+    organisation: Organisation
+    edges: list[Edge]
+    phones: list[Phone]
+    trunks: list[Trunk]
+    dids: list[Did]
+    number_plans: list[NumberPlan]
+    outbound_routes: list[OutboundRoute]
+
+    def edge(self, edge_id: str) -> Edge | None:
+        return next((edge for edge in self.edges if edge.id == edge_id), None)
+
+    def extensions(self) -> dict[str, str]:
+        return {phone.id: phone.extension for phone in self.phones}
+
+    def for_edge(self, edge: Edge) -> EdgeConfig:
+        """The edge's share (EdgeConfig explains the site scoping)."""
+        return EdgeConfig(
+            version=self.version,
+            organisation=self.organisation,
+            edge=edge,
+            phones=[p for p in self.phones if in_site(p.site_id, edge.site_id)],
+            trunks=[t for t in self.trunks if in_site(t.site_id, edge.site_id)],
+            dids=list(self.dids),
+            number_plans=list(self.number_plans),
+            outbound_routes=list(self.outbound_routes),
+            extensions=self.extensions(),
+        )
+
+
+def in_site(row_site_id: str | None, edge_site_id: str) -> bool:
+    """A phone or trunk goes to an edge of its own site, or to every edge when it has none."""
+    return row_site_id is None or row_site_id == edge_site_id
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -126,11 +194,70 @@ class Store:
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sqlite_write_lock = asyncio.Lock()
-        # Woken after every committed Store.write (in-process; see controlplane.notify).
+        # Woken after every committed Store.write (in-process; see controlplane.notify) and,
+        # on PostgreSQL once start_change_listener() ran, by other processes' writes too.
         self.config_changes = ConfigNotifier()
+        self.change_listener: ChangeListener | None = None
 
     async def close(self) -> None:
+        await self.stop_change_listener()
         await self.engine.dispose()
+
+    async def start_change_listener(self, timeout: float = 10.0) -> None:
+        """PostgreSQL: LISTEN for every process's configuration writes (one connection per
+        store, reconnecting with backoff) and publish them to ``config_changes``; returns once
+        listening. Idempotent. SQLite: nothing to do (one process; writes publish in-process).
+        """
+        if self.is_sqlite:
+            return
+        if self.change_listener is None:
+            # asyncpg takes the same URL without SQLAlchemy's "+asyncpg" (query options too).
+            dsn = make_url(self.url).set(drivername="postgresql")
+            self.change_listener = ChangeListener(
+                {"dsn": dsn.render_as_string(hide_password=False)}, self.config_changes
+            )
+        await self.change_listener.start(timeout)
+
+    async def stop_change_listener(self) -> None:
+        listener, self.change_listener = self.change_listener, None
+        if listener is not None:
+            await listener.stop()
+
+    def _publish(self, org_id: str) -> None:
+        """Wake this process's watchers of ``org_id`` after a commit. While the listener is
+        connected our own pg_notify comes back through it: waking twice would read twice."""
+        if self.change_listener is None or self.change_listener.connection is None:
+            self.config_changes.publish(org_id)
+
+    async def _notify_others(self, session: AsyncSession, org_id: str) -> None:
+        """PostgreSQL: tell every listening process at commit (nothing if it rolls back)."""
+        if not self.is_sqlite:
+            await session.execute(
+                text("SELECT pg_notify(:channel, :org_id)"), {"channel": CHANNEL, "org_id": org_id}
+            )
+
+    @asynccontextmanager
+    async def transaction(self, *, wake: str | None = None) -> AsyncIterator[AsyncSession]:
+        """A write that is not configuration (no version bump): logins, pairing, status, call
+        records. Commits on normal exit, rolls back on an exception; unique or reference
+        violations surface as ConflictError. On SQLite it queues behind the store's writer lock
+        (like ``write``) instead of waiting inside SQLite's busy handler.
+
+        ``wake=org_id``: the organisation's watchers (in every process) re-check after the
+        commit without a new version, e.g. so a revoked edge's open watch ends at once.
+        """
+        lock: contextlib.AbstractAsyncContextManager[object] = (
+            self._sqlite_write_lock if self.is_sqlite else contextlib.nullcontext()
+        )
+        try:
+            async with lock, self.sessions() as session, session.begin():
+                yield session
+                if wake is not None:
+                    await self._notify_others(session, wake)
+        except IntegrityError as exc:
+            raise _conflict(exc) from exc
+        if wake is not None:
+            self._publish(wake)
 
     async def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` (alembic upgrade), in place and keeping data."""
@@ -175,7 +302,7 @@ class Store:
             async with self._write(org_id) as session:
                 yield session
         # Reached only when the block committed: watchers re-read the organisation's version.
-        self.config_changes.publish(org_id)
+        self._publish(org_id)
 
     @asynccontextmanager
     async def _write(self, org_id: str) -> AsyncIterator[AsyncSession]:
@@ -192,6 +319,7 @@ class Store:
                         raise NotFoundError(f"organisation {org_id} not found")
                     session.info["config_version"] = version
                     session.info["org_id"] = org_id
+                    await self._notify_others(session, org_id)
                     yield session
             except IntegrityError as exc:
                 raise _conflict(exc) from exc
@@ -200,11 +328,8 @@ class Store:
 
     async def create_organisation(self, name: str, sip_domain: str) -> Organisation:
         org = Organisation(name=name, sip_domain=sip_domain, config_version=0)
-        try:
-            async with self.sessions() as session, session.begin():
-                session.add(org)
-        except IntegrityError as exc:
-            raise _conflict(exc) from exc
+        async with self.transaction() as session:
+            session.add(org)
         return org
 
     async def config_version(self, org_id: str) -> int:
@@ -259,28 +384,30 @@ class Store:
         edge_id: str,
         now: datetime.datetime,
         ttl: float = pairing.DEFAULT_TTL,
+        *,
+        audit: AuditLog | None = None,
     ) -> str:
-        """A new single-use pairing token for the edge (shown once); only its hash is kept."""
+        """A new single-use pairing token for the edge (shown once); only its hash is kept.
+        ``audit`` is added in the same transaction."""
         token_text, record = pairing.issue_token(edge_id, org_id, now, ttl)
-        try:
-            async with self.sessions() as session, session.begin():
-                edge = await session.scalar(
-                    select(Edge).where(Edge.id == edge_id, Edge.org_id == org_id)
+        async with self.transaction() as session:
+            edge = await session.scalar(
+                select(Edge).where(Edge.id == edge_id, Edge.org_id == org_id)
+            )
+            if edge is None:
+                raise NotFoundError(f"edges {edge_id} not found")
+            if edge.revoked_at is not None:
+                raise EdgeRevokedError(f"edge {edge_id} is revoked")
+            session.add(
+                PairingToken(
+                    org_id=org_id,
+                    edge_id=edge_id,
+                    token_sha256=record.token_hash,
+                    expires_at=record.expires_at,
                 )
-                if edge is None:
-                    raise NotFoundError(f"edges {edge_id} not found")
-                if edge.revoked_at is not None:
-                    raise EdgeRevokedError(f"edge {edge_id} is revoked")
-                session.add(
-                    PairingToken(
-                        org_id=org_id,
-                        edge_id=edge_id,
-                        token_sha256=record.token_hash,
-                        expires_at=record.expires_at,
-                    )
-                )
-        except IntegrityError as exc:
-            raise _conflict(exc) from exc
+            )
+            if audit is not None:
+                session.add(audit)
         return token_text
 
     async def pair_edge(
@@ -300,7 +427,7 @@ class Store:
             digest = pairing.hash_token(token_text)
         except UnicodeEncodeError:
             raise pairing.PairingError(pairing.PairingFailure.MALFORMED) from None
-        async with self.sessions() as session, session.begin():
+        async with self.transaction() as session:
             row = await session.scalar(
                 select(PairingToken).where(PairingToken.token_sha256 == digest)
             )
@@ -335,17 +462,39 @@ class Store:
             edge.software_version = software_version or edge.software_version
             if edge.status is EdgeStatus.PENDING:
                 edge.status = EdgeStatus.OFFLINE  # paired, not heard from yet
+            # A watch on the certificate this pairing supersedes must end.
+            await self._notify_others(session, record.org_id)
+        self._publish(record.org_id)
         return PairedEdge(record.org_id, record.edge_id, certificate_pem)
 
-    async def revoke_edge(self, org_id: str, edge_id: str, now: datetime.datetime) -> None:
-        async with self.sessions() as session, session.begin():
+    async def revoke_edge(
+        self,
+        org_id: str,
+        edge_id: str,
+        now: datetime.datetime,
+        *,
+        audit: AuditLog | None = None,
+    ) -> bool:
+        """Revoke the edge: True when it was revoked now, False when it already was (nothing
+        changes then, and ``audit`` is not written). Not a configuration write (no version
+        bump), but the edge's open watch must end at once: the org's watchers are woken."""
+        revoked = False
+        async with self.transaction(wake=org_id) as session:
             changed = await session.execute(
                 update(Edge)
-                .where(Edge.id == edge_id, Edge.org_id == org_id)
+                .where(Edge.id == edge_id, Edge.org_id == org_id, Edge.revoked_at.is_(None))
                 .values(revoked_at=now, status=EdgeStatus.OFFLINE)
             )
-            if _rowcount(changed) != 1:
-                raise NotFoundError(f"edges {edge_id} not found")
+            revoked = _rowcount(changed) == 1
+            if not revoked:
+                exists = await session.scalar(
+                    select(Edge.id).where(Edge.id == edge_id, Edge.org_id == org_id)
+                )
+                if exists is None:
+                    raise NotFoundError(f"edges {edge_id} not found")
+            elif audit is not None:
+                session.add(audit)
+        return revoked
 
     async def record_edge_status(
         self,
@@ -357,7 +506,7 @@ class Store:
         config_version: int,
     ) -> int:
         """Store what the edge reported; the organisation's current config version."""
-        async with self.sessions() as session, session.begin():
+        async with self.transaction() as session:
             changed = await session.execute(
                 update(Edge)
                 .where(Edge.id == edge_id, Edge.org_id == org_id)
@@ -373,20 +522,71 @@ class Store:
         return version
 
     async def edge_config(self, org_id: str, edge_id: str) -> EdgeConfig:
-        """The organisation's version, the edge row and every phone of the organisation."""
+        """What the edge is fed, at one version (EdgeConfig: site scoping)."""
+        config = await self.org_config(org_id)
+        edge = config.edge(edge_id)
+        if edge is None:
+            raise NotFoundError(f"edges {edge_id} not found")
+        return config.for_edge(edge)
+
+    async def org_config(self, org_id: str) -> OrgConfig:
+        """Every row the organisation's edges are fed, consistent at ``version``.
+
+        The version is read before and after the rows: every write bumps it in its own
+        transaction, so equal readings mean no write of the organisation committed in between
+        (on PostgreSQL's READ COMMITTED each statement sees its own snapshot, and SQLite's
+        driver does not wrap SELECTs in one transaction). When a write did land, read again
+        (at most CONFIG_READ_ATTEMPTS times; then the rows are at least as new as the version,
+        and the newer write's own wake-up sends them again under its version).
+        """
+        for _ in range(CONFIG_READ_ATTEMPTS):
+            config = await self._read_org_config(org_id)
+            if await self.config_version(org_id) == config.version:
+                break
+        return config
+
+    async def _read_org_config(self, org_id: str) -> OrgConfig:
         async with self.read() as session:
             organisation = await session.scalar(
                 select(Organisation).where(Organisation.id == org_id)
             )
-            edge = await session.scalar(
-                select(Edge).where(Edge.id == edge_id, Edge.org_id == org_id)
+            if organisation is None:
+                raise NotFoundError(f"organisation {org_id} not found")
+            version = organisation.config_version
+            edges = await session.scalars(
+                select(Edge).where(Edge.org_id == org_id).order_by(Edge.name, Edge.id)
             )
-            if organisation is None or edge is None:
-                raise NotFoundError(f"edges {edge_id} not found")
             phones = await session.scalars(
                 select(Phone).where(Phone.org_id == org_id).order_by(Phone.extension, Phone.id)
             )
-            return EdgeConfig(organisation.config_version, organisation, edge, list(phones))
+            trunks = await session.scalars(
+                select(Trunk)
+                .where(Trunk.org_id == org_id, Trunk.enabled.is_(True))
+                .order_by(Trunk.name, Trunk.id)
+            )
+            dids = await session.scalars(
+                select(Did).where(Did.org_id == org_id).order_by(Did.number, Did.id)
+            )
+            plans = await session.scalars(
+                select(NumberPlan)
+                .where(NumberPlan.org_id == org_id)
+                .order_by(NumberPlan.priority, NumberPlan.name, NumberPlan.id)
+            )
+            routes = await session.scalars(
+                select(OutboundRoute)
+                .where(OutboundRoute.org_id == org_id, OutboundRoute.enabled.is_(True))
+                .order_by(OutboundRoute.priority, OutboundRoute.name, OutboundRoute.id)
+            )
+            return OrgConfig(
+                version=version,
+                organisation=organisation,
+                edges=list(edges),
+                phones=list(phones),
+                trunks=list(trunks),
+                dids=list(dids),
+                number_plans=list(plans),
+                outbound_routes=list(routes),
+            )
 
     async def store_cdr(
         self, org_id: str, edge_id: str, idempotency_key: str, payload: Mapping[str, Any]
@@ -408,11 +608,8 @@ class Store:
             )
             .on_conflict_do_nothing(index_elements=[Cdr.org_id, Cdr.idempotency_key])
         )
-        try:
-            async with self.sessions() as session, session.begin():
-                inserted = await session.execute(statement)
-        except IntegrityError as exc:
-            raise _conflict(exc) from exc
+        async with self.transaction() as session:
+            inserted = await session.execute(statement)
         return _rowcount(inserted) == 1
 
 

@@ -182,9 +182,14 @@ class EdgeSettings:
 
 
 class PhoneType(StrEnum):
-    """Phone kinds the edge serves (managed, webrtc and remote_number are not supported yet)."""
+    """Phone kinds. The TOML file accepts only generic_sip; the control plane's feed also
+    brings webrtc and managed phones that hold digest secrets (edge.feed); remote numbers
+    never register."""
 
     GENERIC_SIP = "generic_sip"
+    WEBRTC = "webrtc"
+    MANAGED = "managed"
+    REMOTE_NUMBER = "remote_number"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +229,22 @@ class EdgeConfig:
     def phone_by_extension(self, extension: str) -> Phone | None:
         """The phone whose extension (digest username) is `extension`, if any."""
         return self._by_extension.get(extension)
+
+
+def local_defaults(data_dir: Path) -> EdgeConfig:
+    """The local part of a paired edge's config when no ``--config`` file is given: everything
+    on 127.0.0.1, phones UDP+TCP 8060, trunks UDP+TCP 5060. Name and domain are placeholders
+    the control plane's feed replaces (edge.feed)."""
+    phones = Listener(udp=HostPort("127.0.0.1", 8060), tcp=HostPort("127.0.0.1", 8060))
+    trunks = Listener(udp=HostPort("127.0.0.1", 5060), tcp=HostPort("127.0.0.1", 5060))
+    settings = EdgeSettings(
+        name="edge",
+        domain="localhost",
+        advertise="127.0.0.1",
+        data_dir=data_dir,
+        media_address="127.0.0.1",
+    )
+    return EdgeConfig(settings, phones, trunks)
 
 
 # ---------------------------------------------------------------------------- loading

@@ -91,6 +91,19 @@ class Registrar:
             log.debug("registered %s: %d contact(s) from %s", aor, len(updates), flow.remote[0])
         return response
 
+    def prune(self, config: EdgeConfig, now: float) -> list[str]:
+        """Drop the bindings of every AOR ``config`` no longer admits (a deleted phone, a new
+        domain), so a removed phone stops being reachable at once instead of when its
+        registration expires; returns those AORs. Called when a new snapshot is applied."""
+        domain = config.edge.domain.lower()
+        gone = []
+        for aor in self.location.aors():
+            user, _, host = aor.partition(":")[2].rpartition("@")
+            if host != domain or config.phone_by_extension(user) is None:
+                self.location.commit(aor, [], now)
+                gone.append(aor)
+        return gone
+
     def _apply(
         self,
         request: Request,

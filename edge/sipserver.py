@@ -142,6 +142,18 @@ class SipService:
         self._call_timer = EngineTimer(self._loop, self.calls.next_deadline, self._on_call_timer)
         self._configure_limiters(config)
 
+    # ------------------------------------------------------------------ status (read-only)
+
+    @property
+    def registrations(self) -> int:
+        """Registered contact bindings, all AORs together (expired ones not yet swept count)."""
+        return len(self.location)
+
+    @property
+    def active_calls(self) -> int:
+        """Calls the B2BUA holds, ringing or answered."""
+        return len(self.calls.calls)
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> list[BoundListener]:
@@ -185,7 +197,8 @@ class SipService:
     def reload(self, config: EdgeConfig) -> list[str]:
         """Swap the config snapshot; returns the changed keys that wait for a restart.
 
-        Phones, expiry bounds and rate limits apply to the next request; a new domain or
+        Phones, expiry bounds and rate limits apply to the next request (the bindings of a
+        phone no longer configured go at once); a new domain or
         nonce lifetime gets a new authenticator (under the same key), a new failed-auth limit a
         fresh throttle. Listeners, SIP timers and connection limits keep running as they are.
         """
@@ -202,6 +215,8 @@ class SipService:
             self.auth.throttle = AuthFailureThrottle(new.auth_failures, new.auth_cooldown)
         self.config = config
         self._configure_limiters(config)
+        if dropped := self.registrar.prune(config, self._loop.time()):
+            log.info("bindings dropped: %d AOR(s) no longer in the configuration", len(dropped))
         # What only a restart changes, compared with the config the service started with.
         started = self._started
         pending = [

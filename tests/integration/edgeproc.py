@@ -142,3 +142,94 @@ class EdgeProcess:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class PairedEdgeProcess:
+    """``voxedge-edge --controlplane …`` in a subprocess (paired mode). ``start`` waits for
+    ``Ready.`` (SIP listening) or for the process to exit; ports come from the banner."""
+
+    def __init__(self, workdir: Path, args: list[str], log_level: str = "INFO") -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.args = args
+        self.log_level = log_level
+        self.log_path = workdir / "edge.log"
+        self.ports: dict[tuple[str, str], int] = {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.output = ""
+
+    def start(self, timeout: float = 15.0) -> PairedEdgeProcess:
+        self.ports = {}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", *self.args, "--log-level", self.log_level],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+        log.close()
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        buffer = b""
+        while time.monotonic() < deadline:
+            chunk = self.proc.stdout.read()
+            if chunk:
+                buffer += chunk
+                if b"Ready.\n" in buffer:
+                    break
+            elif self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.output = buffer.decode(errors="replace")
+        for line in self.output.splitlines():
+            match = _LISTENER_RE.match(line)
+            if match:
+                self.ports[(match[1], match[2])] = int(match[4])
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return "Ready." in self.output
+
+    def port(self, transport: str, side: str = "phones") -> int:
+        return self.ports[(side, transport)]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 5.0, after: int = 0) -> bool:
+        """Whether ``text`` appears in the log (past character ``after``) within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log()[after:]:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def wait(self, timeout: float = 10.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown (a crash)."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(5.0)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        proc = self.proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        return proc.returncode

@@ -35,7 +35,7 @@ def test_issued_token_is_32_random_urlsafe_bytes_and_only_its_hash_is_stored() -
     token, record = issue_token("edge-1", "org-1", NOW)
     other, _ = issue_token("edge-1", "org-1", NOW)
 
-    assert len(token) == 43 and token != other
+    assert len(token) == 47 and token.startswith("vxp_") and token != other
     assert record.token_hash == hashlib.sha256(token.encode()).hexdigest() == hash_token(token)
     assert record.expires_at == NOW + datetime.timedelta(hours=1)
     assert record.used_at is None

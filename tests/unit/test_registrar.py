@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import re
 from pathlib import Path
 
@@ -287,6 +288,19 @@ def test_new_call_id_replaces_binding_regardless_of_cseq(reg: Harness) -> None:
     assert response.status == 200
     [binding] = reg.location.lookup("sip:1001@voxedge.test", reg.now)
     assert binding.call_id == "b@127.0.0.1"
+
+
+def test_a_phone_removed_from_the_config_loses_its_bindings_at_once(reg: Harness) -> None:
+    reg.register(Phone("1001", "alice-secret"), ["<sip:1001@127.0.0.1:5070>"])
+    reg.register(Phone("1002", "bob-secret"), ["<sip:1002@127.0.0.1:5071>"])
+    assert reg.registrar.prune(reg.config, reg.now) == []  # nothing removed, nothing dropped
+    kept = dataclasses.replace(reg.config, phones=[reg.config.phones[1]])
+    assert reg.registrar.prune(kept, reg.now) == ["sip:1001@voxedge.test"]
+    assert reg.location.lookup("sip:1001@voxedge.test", reg.now) == []
+    assert len(reg.location.lookup("sip:1002@voxedge.test", reg.now)) == 1
+    moved = dataclasses.replace(kept, edge=dataclasses.replace(kept.edge, domain="other.test"))
+    assert reg.registrar.prune(moved, reg.now) == ["sip:1002@voxedge.test"]
+    assert len(reg.location) == 0
 
 
 def test_bindings_expire_on_time(reg: Harness) -> None:

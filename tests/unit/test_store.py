@@ -1,26 +1,14 @@
 """The control-plane store: organisation scoping, config versions, uniqueness, migrations.
 
 Every test runs against SQLite (the embedded default) and against a real PostgreSQL server
-that the session starts for itself: a throwaway cluster (initdb + pg_ctl, run as the
-``postgres`` OS user when we are root) on a free port of 127.0.0.1, stopped and removed after
-the session. Each PostgreSQL test gets a database of its own.
+that the session starts for itself (the fixtures in tests/conftest.py). Each PostgreSQL test
+gets a database of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -47,109 +35,7 @@ from controlplane.store import (
     Store,
     alembic_config,
     config_version_of,
-    sqlite_url,
 )
-
-PG_USER = "voxedge"
-
-
-def _pg_bin() -> Path:
-    if configured := os.environ.get("VOXEDGE_PG_BIN"):
-        return Path(configured)
-    versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True
-    )
-    if not versions:
-        raise RuntimeError("PostgreSQL server binaries not found: run `make system-deps`")
-    return versions[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[tuple[str, int]]:
-    """A throwaway PostgreSQL cluster: (host, port) of a trust-auth superuser ``voxedge``."""
-    pg_bin = _pg_bin()
-    root = os.geteuid() == 0
-    # initdb refuses to run as root: run the server as the postgres OS user then.
-    as_pg = ["runuser", "-u", "postgres", "--"] if root else []
-    base = Path(tempfile.mkdtemp(prefix="voxedge-pg-"))
-    data = base / "data"
-    if root:
-        shutil.chown(base, "postgres", "postgres")
-    port = _free_port()
-    pid: int | None = None
-    try:
-        subprocess.run(
-            [
-                *as_pg,
-                *(str(pg_bin / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=trust"),
-                *("-E", "UTF8", "--no-sync", "--no-instructions"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={base}"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        subprocess.run(
-            [
-                *as_pg,
-                *(str(pg_bin / "pg_ctl"), "-D", str(data), "-o", options),
-                *("-l", str(base / "server.log"), "-w", "-t", "60", "start"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        pid = int((data / "postmaster.pid").read_text().split()[0])
-        yield "127.0.0.1", port
-    finally:
-        if pid is not None:
-            subprocess.run(
-                [*as_pg, str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                capture_output=True,
-            )
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)  # only if the fast shutdown did not finish
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)],
-)
-async def bare_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A Store over an empty database (no schema yet) of each backend."""
-    if request.param == "sqlite":
-        store = Store(sqlite_url(tmp_path / "controlplane.sqlite"))
-        try:
-            yield store
-        finally:
-            await store.close()
-        return
-    host, port = request.getfixturevalue("postgres_server")
-    name = f"t_{uuid.uuid4().hex}"
-    admin = await asyncpg.connect(host=host, port=port, user=PG_USER, database="postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        store = Store(f"postgresql+asyncpg://{PG_USER}@{host}:{port}/{name}")
-        try:
-            yield store
-        finally:
-            await store.close()
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-@pytest.fixture
-async def store(bare_store: Store) -> Store:
-    await bare_store.migrate()
-    return bare_store
 
 
 async def _org(store: Store, name: str) -> Organisation:

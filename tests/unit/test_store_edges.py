@@ -11,13 +11,12 @@ import pytest
 from controlplane.models import Edge, Site
 from controlplane.pairing import PairingError, PairingFailure
 from controlplane.store import CdrRejected, EdgeRevokedError, PairedEdge, Store
-from tests.unit.test_store import bare_store, postgres_server, store  # noqa: F401 (fixtures)
 
 NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC)
 CDR = {"call_id": "c1", "from_uri": "sip:a@x", "to_uri": "sip:b@x", "started": 1.7e9}
 
 
-async def _edge(store: Store) -> Edge:  # noqa: F811 (the fixture's name)
+async def _edge(store: Store) -> Edge:
     org = await store.create_organisation("acme", "acme.voxedge.test")
     async with store.write(org.id) as session:
         site = Site(org_id=org.id, name="HQ")
@@ -28,7 +27,7 @@ async def _edge(store: Store) -> Edge:  # noqa: F811 (the fixture's name)
     return edge
 
 
-async def test_concurrent_redeemers_of_one_token_pair_once(store: Store) -> None:  # noqa: F811
+async def test_concurrent_redeemers_of_one_token_pair_once(store: Store) -> None:
     edge = await _edge(store)
     token = await store.issue_pairing_token(edge.org_id, edge.id, NOW)
 
@@ -46,7 +45,7 @@ async def test_concurrent_redeemers_of_one_token_pair_once(store: Store) -> None
     assert stored.certificate_pem == paired[0].certificate_pem.decode()
 
 
-async def test_token_is_refused_when_expired_unknown_or_malformed(store: Store) -> None:  # noqa: F811
+async def test_token_is_refused_when_expired_unknown_or_malformed(store: Store) -> None:
     edge = await _edge(store)
     token = await store.issue_pairing_token(edge.org_id, edge.id, NOW, ttl=60)
     later = NOW + datetime.timedelta(seconds=61)
@@ -60,7 +59,7 @@ async def test_token_is_refused_when_expired_unknown_or_malformed(store: Store) 
         assert caught.value.reason is reason
 
 
-async def test_failed_certify_leaves_the_token_unused(store: Store) -> None:  # noqa: F811
+async def test_failed_certify_leaves_the_token_unused(store: Store) -> None:
     edge = await _edge(store)
     token = await store.issue_pairing_token(edge.org_id, edge.id, NOW)
 
@@ -72,7 +71,7 @@ async def test_failed_certify_leaves_the_token_unused(store: Store) -> None:  # 
     assert (await store.pair_edge(token, NOW, lambda o, e: b"cert")).edge_id == edge.id
 
 
-async def test_revoked_edge_gets_no_token_and_cannot_pair(store: Store) -> None:  # noqa: F811
+async def test_revoked_edge_gets_no_token_and_cannot_pair(store: Store) -> None:
     edge = await _edge(store)
     token = await store.issue_pairing_token(edge.org_id, edge.id, NOW)
     await store.revoke_edge(edge.org_id, edge.id, NOW)
@@ -82,7 +81,7 @@ async def test_revoked_edge_gets_no_token_and_cannot_pair(store: Store) -> None:
         await store.issue_pairing_token(edge.org_id, edge.id, NOW)
 
 
-async def test_cdr_is_stored_once_per_key_without_a_version_bump(store: Store) -> None:  # noqa: F811
+async def test_cdr_is_stored_once_per_key_without_a_version_bump(store: Store) -> None:
     edge = await _edge(store)
     version = await store.config_version(edge.org_id)
     assert await store.store_cdr(edge.org_id, edge.id, "cdr:e:c1", CDR) is True
