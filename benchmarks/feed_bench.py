@@ -7,10 +7,11 @@ Usage (from the project root):
     .venv/bin/python benchmarks/feed_bench.py --only sqlite
 
 Per backend the script starts a real control plane (``python -m controlplane init`` then
-``serve``, on free ports of 127.0.0.1; PostgreSQL is a throwaway cluster with its durability
-defaults, see tests/pgcluster.py), logs in over HTTPS, provisions a site, a phone and 50 edges
-through the API, and pairs 50 gRPC clients that act as edges (each with its own key, CSR,
-certificate and mutual-TLS channel, all in this process) watching ``WatchConfig``.
+``serve`` on free ports of 127.0.0.1, tests/integration/cpproc.py; PostgreSQL is a throwaway
+cluster with its durability defaults, tests/pgcluster.py), logs in over HTTPS, provisions a
+site, a phone and 50 edges through the API, and pairs 50 gRPC clients that act as edges
+(each with its own key, CSR, certificate and mutual-TLS channel, all in this process)
+watching ``WatchConfig``.
 
 - **write → applied**: with 1 and then 50 watchers, ``--writes`` times: PATCH the phone's name
   over HTTPS and wait until every watcher has received an update with a newer version; the time
@@ -28,14 +29,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import re
 import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,84 +49,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root
 
 from benchmarks.run import tree_cpu_seconds
 from protos.voxedge.v1 import edge_pb2, edge_pb2_grpc
+from tests.integration.cpproc import ADMIN, ADMIN_PASSWORD, ControlPlane, control_plane
 from tests.integration.sipp import percentile
 from tests.pgcluster import new_database, throwaway_postgres
 
 EDGES = 50
 WAIT = 5.0  # bound on every wait for an update
-START_TIMEOUT = 30.0
 GOAL_P99_MS = 200.0
-_READY = re.compile(r"grpc=([\d.]+):(\d+) pairing=[\d.]+:(\d+) https=(https://\S+/api/v1)")
-
-
-@dataclass
-class ControlPlane:
-    proc: subprocess.Popen[bytes]
-    grpc_port: int
-    pairing_port: int
-    api: str
-    ca_pem: bytes
-
-
-@contextlib.contextmanager
-def control_plane(workdir: Path, database: str | None) -> Iterator[ControlPlane]:
-    """Init and serve a control plane in ``workdir`` (admin ``bench``/``bench-password``)."""
-    data = workdir / "cp"
-    db = ["--database", database] if database else []
-    base = [sys.executable, "-m", "controlplane", "--log-level", "WARNING"]
-    subprocess.run(
-        [
-            *base,
-            "init",
-            "--data-dir",
-            str(data),
-            "--org",
-            "bench",
-            "--admin",
-            "bench",
-            "--admin-password",
-            "bench-password",
-            *db,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    log = (workdir / "controlplane.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            *base,
-            "serve",
-            "--data-dir",
-            str(data),
-            "--grpc",
-            "127.0.0.1:0",
-            "--https",
-            "127.0.0.1:0",
-            *db,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        line = b""
-        while time.monotonic() < deadline and not (match := _READY.search(line.decode())):
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                raise RuntimeError(f"control plane exited: see {workdir / 'controlplane.log'}")
-        if not match:
-            raise RuntimeError("control plane did not become ready")
-        ca_pem = (data / "ca" / "ca-cert.pem").read_bytes()
-        yield ControlPlane(proc, int(match[2]), int(match[3]), match[4], ca_pem)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
 
 
 @dataclass
@@ -177,10 +105,10 @@ async def pair(cp: ControlPlane, token: str) -> grpc.aio.Channel:
 
 @contextlib.asynccontextmanager
 async def api_client(cp: ControlPlane) -> AsyncIterator[httpx.AsyncClient]:
-    context = ssl.create_default_context(cadata=cp.ca_pem.decode())
+    context = ssl.create_default_context(cafile=str(cp.ca_file))
     async with httpx.AsyncClient(base_url=cp.api, verify=context, timeout=WAIT) as client:
         response = await client.post(
-            "/auth/token", json={"username": "bench", "password": "bench-password"}
+            "/auth/token", json={"username": ADMIN, "password": ADMIN_PASSWORD}
         )
         response.raise_for_status()
         client.headers["Authorization"] = f"Bearer {response.json()['token']}"
@@ -311,7 +239,7 @@ async def run(backends: list[str], writes: int, seconds: float) -> int:
                 if backend == "postgresql":
                     host, port = stack.enter_context(throwaway_postgres(durable=True))
                     database = await new_database(host, port, "bench")
-                cp = stack.enter_context(control_plane(workdir, database))
+                cp = stack.enter_context(control_plane(workdir, database, log_level="WARNING"))
                 met = await bench_backend(backend, cp, writes, seconds)
                 verdict = "met" if met else "NOT met"
                 print(f"{backend:10} goal p99 < {GOAL_P99_MS:g} ms at {EDGES} edges: {verdict}")

@@ -180,6 +180,7 @@ async def serve(args: argparse.Namespace) -> int:
         ssl_context_factory=_tls12_or_later,
         log_level=args.log_level.lower(),
         access_log=False,
+        log_config=None,  # uvicorn's lines go through this process's logging format
         server_header=False,
         lifespan="off",
     )
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step
     command = init if args.command == "init" else serve
     try:
         return asyncio.run(command(args))

@@ -64,6 +64,7 @@ from provisioning import schemas
 from provisioning.app import build_api
 from provisioning.backend import IssuedToken, Item, Page, Principal
 from provisioning.errors import Conflict, Fault, Invalid, NotFound, Unauthorized, body_fault
+from provisioning.validation import DIGEST_ALGORITHMS as ALGORITHMS
 
 TOKEN_REFUSED = "invalid, expired or revoked token"
 MAX_ROUTES_SCANNED = 10_000
@@ -352,8 +353,14 @@ def _phone_secrets(row: Phone, organisation: Organisation, values: Mapping[str, 
     password = values.get("password")
     if password is not None:
         realm = organisation.sip_domain
-        row.ha1_md5 = digest_ha1(row.extension, realm, password, "MD5")
-        row.ha1_sha256 = digest_ha1(row.extension, realm, password, "SHA-256")
+        algorithms = values.get("digest_algorithms") or _digest_algorithms(row) or ALGORITHMS
+        ha1 = {a: digest_ha1(row.extension, realm, password, a) for a in algorithms}
+        row.ha1_sha256, row.ha1_md5 = ha1.get("SHA-256"), ha1.get("MD5")
+
+
+def _digest_algorithms(row: Phone) -> list[str]:
+    """The algorithms a phone has an HA1 for, in challenge order."""
+    return [a for a, ha1 in (("SHA-256", row.ha1_sha256), ("MD5", row.ha1_md5)) if ha1]
 
 
 def _trunk_secrets(row: Trunk, organisation: Organisation, values: Mapping[str, Any]) -> None:
@@ -411,8 +418,9 @@ TABLES: dict[str, Table] = {
         renames={"name": "display_name", "type": "kind"},
         unique=("extension",),
         refs={"site_id": Site},
-        write_only=("password",),
+        write_only=("password", "digest_algorithms"),
         derive=_phone_secrets,
+        extra=lambda row: {"digest_algorithms": _digest_algorithms(row)},
     ),
     "trunks": Table(
         Trunk,

@@ -4,7 +4,7 @@
    "Demo" with SIP domain voxedge.test, admin ``admin`` with a generated password);
 2. ``voxedge-controlplane serve`` (gRPC 127.0.0.1:50051, pairing :50052, HTTPS :8443);
 3. through the HTTPS API, as the admin: a site, an edge, two generic SIP phones (1001, 1002),
-   a WebRTC phone record (1003), a pairing token for the edge;
+   a WebRTC phone record (1003), a carrier trunk record, a pairing token for the edge;
 4. ``voxedge-edge --controlplane … --pairing-token …``: the edge pairs, receives its
    configuration over gRPC and starts its SIP listeners (phones on 127.0.0.1:8060 UDP/TCP);
 5. prints the softphone credentials, the admin token and how to call the API, then runs until
@@ -102,6 +102,13 @@ def provision(api: Api, admin_password: str) -> tuple[str, list[tuple[str, str, 
             },
         )
         phones.append((extension, name, password))
+    # A carrier trunk record (the edge carries it in its configuration; trunk calls come with
+    # the trunks issue), on loopback like everything the demo starts.
+    api.call(
+        "POST",
+        "/trunks",
+        {"name": "Demo carrier", "site_id": site, "host": "127.0.0.1", "port": 5080},
+    )
     token = api.call("POST", f"/edges/{edge}/pairing-token")["token"]
     return token, phones
 
@@ -174,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         print("phones listener above, by default 127.0.0.1:8060 UDP or TCP):")
         for extension, name, password in phones:
             print(f"  {extension:6} {name:18} password {password}")
-        print(f"  baresip: <sip:{phones[0][0]}@voxedge.test>;auth_pass={phones[0][2]};")
-        print('           outbound="sip:127.0.0.1:8060"')
+        print("baresip accounts line:")
+        print(
+            f"  <sip:{phones[0][0]}@voxedge.test>;auth_pass={phones[0][2]};"
+            'outbound="sip:127.0.0.1:8060"'
+        )
         print(f"Admin API: {ready[3]} (OpenAPI: {ready[3].removesuffix('/api/v1')}/docs)")
         print(f"  admin token: {api.token}")
         print(f"  curl --cacert {ca_file} -H 'Authorization: Bearer …' {ready[3]}/phones")

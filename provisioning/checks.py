@@ -37,6 +37,10 @@ def phone_rules(changes: Mapping[str, Any], current: Mapping[str, Any] | None) -
     if kind == PhoneType.REMOTE_NUMBER:
         if password is not None:
             faults.append(body_fault("password", "remote_number phones have no password"))
+        if changes.get("digest_algorithms") is not None:
+            faults.append(
+                body_fault("digest_algorithms", "remote_number phones have no digest secrets")
+            )
         if after.get("remote_number") is None:
             faults.append(
                 body_fault("remote_number", "required for remote_number phones", "missing")
@@ -54,6 +58,14 @@ def phone_rules(changes: Mapping[str, Any], current: Mapping[str, Any] | None) -
                     body_fault(
                         "password",
                         "a new extension needs a new password (the digest HA1 covers the username)",
+                        "missing",
+                    )
+                )
+            elif changes.get("digest_algorithms") is not None:
+                faults.append(
+                    body_fault(
+                        "password",
+                        "new digest_algorithms need the password (each HA1 is computed from it)",
                         "missing",
                     )
                 )

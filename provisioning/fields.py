@@ -38,6 +38,11 @@ Codecs = Annotated[
     Field(min_length=1, max_length=len(v.KNOWN_CODECS), examples=[["PCMU", "PCMA"]]),
     AfterValidator(v.codecs),
 ]
+DigestAlgorithms = Annotated[
+    list[str],
+    Field(min_length=1, max_length=len(v.DIGEST_ALGORITHMS), examples=[["SHA-256", "MD5"]]),
+    AfterValidator(v.digest_algorithms),
+]
 Classification = Annotated[str, Field(max_length=64), AfterValidator(v.classification)]
 Pattern = Annotated[
     str,

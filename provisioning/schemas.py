@@ -23,6 +23,7 @@ from provisioning.fields import (
     Classification,
     Codecs,
     Description,
+    DigestAlgorithms,
     DigestRealm,
     DigestUser,
     Expires,
@@ -172,6 +173,9 @@ class PhoneIn(Request):
     site_id: Id
     extension: Extension
     password: Password | None = None
+    # Which HA1s to keep (default: both). A phone that only answers MD5 challenges (older
+    # softphones, SIPp) is challenged with MD5 alone; changing this needs the password.
+    digest_algorithms: DigestAlgorithms | None = None
     mac_address: MacAddress | None = None
     remote_number: E164 | None = None
 
@@ -182,6 +186,7 @@ class PhoneOut(Stamped):
     site_id: str | None
     extension: str
     sip_username: str | None
+    digest_algorithms: list[str]
     mac_address: str | None
     remote_number: str | None
 

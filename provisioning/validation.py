@@ -18,6 +18,8 @@ _PORT_RANGE: Final = re.compile(r"([0-9]{1,5})-([0-9]{1,5})")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 KNOWN_CODECS: Final = ("PCMU", "PCMA", "G722", "opus", "telephone-event")
+# RFC 8760 digest algorithms, in the order the edge challenges with them.
+DIGEST_ALGORITHMS: Final = ("SHA-256", "MD5")
 MIN_MEDIA_PORT: Final = 1024
 MAX_MEDIA_PORT: Final = 65535
 MAX_PATTERN_CHARS: Final = 200
@@ -98,14 +100,24 @@ def mac_address(text: str) -> str:
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
-def codecs(names: list[str]) -> list[str]:
-    unknown = [n for n in names if n not in KNOWN_CODECS]
+def _known_once(what: str, names: list[str], known: tuple[str, ...]) -> list[str]:
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown codec(s) {unknown}; known: {', '.join(KNOWN_CODECS)}")
+        raise ValueError(f"unknown {what}(s) {unknown}; known: {', '.join(known)}")
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"codec(s) listed twice: {duplicates}")
+        raise ValueError(f"{what}(s) listed twice: {duplicates}")
     return names
+
+
+def codecs(names: list[str]) -> list[str]:
+    return _known_once("codec", names, KNOWN_CODECS)
+
+
+def digest_algorithms(names: list[str]) -> list[str]:
+    """Known, each once; returned in the order they are challenged (SHA-256 first)."""
+    _known_once("digest algorithm", names, DIGEST_ALGORITHMS)
+    return [a for a in DIGEST_ALGORITHMS if a in names]
 
 
 def unique_items(items: list[str]) -> list[str]:

@@ -185,6 +185,25 @@ async def test_phone_passwords_become_ha1_and_never_come_back(api: Api) -> None:
     assert "n3w-pass-word" not in audit and "s3cret-sip-pass" not in audit
 
 
+async def test_a_phone_may_keep_only_the_md5_ha1(api: Api) -> None:
+    site = await api.site()
+    phone = await api.created("/phones", phone_body(site, "100", digest_algorithms=["MD5"]))
+    assert phone["digest_algorithms"] == ["MD5"]
+    row = await api.store.get(api.org_id, Phone, phone["id"])
+    assert row.ha1_sha256 is None and row.ha1_md5 is not None
+    # A new password keeps the phone's algorithms; new algorithms come with a password.
+    await api.call("PATCH", f"/phones/{phone['id']}", json={"password": "n3w-pass-word"})
+    row = await api.store.get(api.org_id, Phone, phone["id"])
+    assert row.ha1_sha256 is None
+    assert row.ha1_md5 == digest_ha1("100", "acme.voxedge.test", "n3w-pass-word", "MD5")
+    both = {"digest_algorithms": ["MD5", "SHA-256"], "password": "n3w-pass-word"}
+    patched = await api.call("PATCH", f"/phones/{phone['id']}", json=both)
+    assert patched.json()["digest_algorithms"] == ["SHA-256", "MD5"]  # challenge order
+    no_password = {"digest_algorithms": ["MD5"]}
+    found = faults(await api.call("PATCH", f"/phones/{phone['id']}", json=no_password))
+    assert "new digest_algorithms need the password" in found["body.password"]
+
+
 async def test_remote_number_and_managed_phones(api: Api) -> None:
     site = await api.site()
     remote = await api.created(

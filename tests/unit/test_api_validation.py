@@ -337,3 +337,31 @@ async def test_patch_bodies_are_checked_like_create_bodies(api: Api) -> None:
         await api.call("PATCH", f"/edges/{edge['id']}", json={"settings": {"media_ports": "1"}})
     )
     assert "FIRST-LAST" in found["body.settings.media_ports"]
+
+
+@pytest.mark.parametrize(
+    ("algorithms", "fault"),
+    [
+        (["SHA-512"], "unknown digest algorithm"),
+        (["MD5", "MD5"], "listed twice"),
+        ([], "at least 1"),
+    ],
+)
+async def test_phone_digest_algorithms_are_known_and_listed_once(
+    api: Api, algorithms: list[str], fault: str
+) -> None:
+    body = phone_body(await api.site(), digest_algorithms=algorithms)
+    assert fault in faults(await api.call("POST", "/phones", json=body))["body.digest_algorithms"]
+
+
+async def test_remote_number_phones_have_no_digest_algorithms(api: Api) -> None:
+    body = {
+        "name": "Mobile",
+        "type": "remote_number",
+        "site_id": await api.site(),
+        "extension": "300",
+        "remote_number": "+447700900123",
+        "digest_algorithms": ["MD5"],
+    }
+    found = faults(await api.call("POST", "/phones", json=body))
+    assert "no digest secrets" in found["body.digest_algorithms"]
