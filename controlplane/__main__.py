@@ -174,7 +174,7 @@ async def serve(args: argparse.Namespace) -> int:
     )
     https_socket = _listening_socket(https_address)
     config = uvicorn.Config(
-        build_app(store),
+        build_app(store, ca_pin=ca.pin),
         ssl_certfile=str(cert_file),
         ssl_keyfile=str(key_file),
         ssl_context_factory=_tls12_or_later,

@@ -75,9 +75,15 @@ HIDDEN_COLUMNS = frozenset(
 )
 
 
-def build_app(store: Store, *, clock: Callable[[], datetime.datetime] = utcnow) -> fastapi.FastAPI:
-    """The admin API (``/api/v1``, OpenAPI at ``/docs``) over ``store``."""
-    return build_api(StoreBackend(store, clock))
+def build_app(
+    store: Store,
+    *,
+    clock: Callable[[], datetime.datetime] = utcnow,
+    ca_pin: str | None = None,
+) -> fastapi.FastAPI:
+    """The admin API (``/api/v1``, OpenAPI at ``/docs``) over ``store``. ``ca_pin``
+    (``CertificateAuthority.pin``): pairing tokens are issued as join tokens that carry it."""
+    return build_api(StoreBackend(store, clock, ca_pin))
 
 
 # -- the backend ---------------------------------------------------------------------------
@@ -109,9 +115,15 @@ class Table:
 class StoreBackend:
     """``provisioning.backend.Backend`` over the store; ``clock`` gives aware UTC times."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime.datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], datetime.datetime] = utcnow,
+        ca_pin: str | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.ca_pin = ca_pin
 
     # -- authentication --------------------------------------------------------------------
 
@@ -230,7 +242,9 @@ class StoreBackend:
             raise NotFound(f"edges {edge_id} not found") from None
         except EdgeRevokedError:
             raise Conflict(f"edge {edge_id} is revoked: it cannot pair again") from None
-        return IssuedToken(token, expires_at)
+        # A join token: "<secret>.<CA pin>". The edge pairs with the secret and trusts the
+        # control plane's CA only if its certificate hashes to the pin (kubeadm's idea).
+        return IssuedToken(f"{token}.{self.ca_pin}" if self.ca_pin else token, expires_at)
 
     async def revoke_edge(self, principal: Principal, edge_id: str) -> Item:
         """Store.revoke_edge with its audit row in the same transaction: the organisation's

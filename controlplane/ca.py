@@ -9,7 +9,9 @@ certificate with `edge_identity`.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import ipaddress
 import os
 import re
@@ -171,6 +173,11 @@ class CertificateAuthority:
         """The root certificate, PEM: what edges pin to verify the control plane."""
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
+    @property
+    def pin(self) -> str:
+        """The CA's pin in join tokens: base64url (no padding) of the SHA-256 of its DER."""
+        return ca_pin(self.certificate.public_bytes(serialization.Encoding.DER))
+
     def sign_edge_csr(
         self, csr_pem: bytes, edge_id: str, org_id: str, now: datetime.datetime
     ) -> bytes:
@@ -315,6 +322,11 @@ class CertificateAuthority:
                 critical=False,
             )
         )
+
+
+def ca_pin(certificate_der: bytes) -> str:
+    """What a join token pins: base64url (no padding) of the certificate's DER SHA-256."""
+    return base64.urlsafe_b64encode(hashlib.sha256(certificate_der).digest()).decode().rstrip("=")
 
 
 def edge_urn(org_id: str, edge_id: str) -> str:

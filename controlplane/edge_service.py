@@ -759,12 +759,17 @@ async def serve_edges(
     service = EdgeService(store, ca, clock=clock)
     edge_pb2_grpc.add_EdgeServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     pair = [(server_credentials.key_pem, server_credentials.certificate_pem)]
+    # The pairing port sends the CA after its certificate: an edge holding only a join token
+    # takes the CA from the handshake when it hashes to the token's pin (edge.pairing).
+    with_ca = [
+        (server_credentials.key_pem, server_credentials.certificate_pem + ca.certificate_pem)
+    ]
     mutual = grpc.ssl_server_credentials(
         pair, root_certificates=ca.certificate_pem, require_client_auth=True
     )
     bound = server.add_secure_port(f"{host}:{port}", mutual)
     pairing_bound = server.add_secure_port(
-        f"{host}:{pairing_port}", grpc.ssl_server_credentials(pair)
+        f"{host}:{pairing_port}", grpc.ssl_server_credentials(with_ca)
     )
     await server.start()
     return EdgeServer(server, service, bound, pairing_bound)

@@ -3,10 +3,11 @@
 Standalone: ``voxedge-edge --config FILE.toml``. SIGHUP reloads the file atomically (a bad file
 is refused with a message naming the line or field, and the running config stays).
 
-Paired: ``voxedge-edge --controlplane HOST:PORT --data-dir DIR [--pairing-token TOKEN
---controlplane-ca CA.pem] [--pairing-port N] [--config local.toml]``. The first start pairs on
-the pairing port (PORT+1 unless ``--pairing-port`` says otherwise) with the token and the
-control plane's CA; later starts reuse the key and certificate stored in DIR. Phones and
+Paired: ``voxedge-edge --controlplane HOST:PORT --data-dir DIR [--pairing-token TOKEN]
+[--controlplane-ca CA.pem] [--pairing-port N] [--config local.toml]``. The first start pairs on
+the pairing port (PORT+1 unless ``--pairing-port`` says otherwise) with the join token the
+admin API issued (it pins the control plane's CA, see edge.pairing) or a bare token and
+``--controlplane-ca``; later starts reuse the key and certificate stored in DIR. Phones and
 organisation settings come from the control plane; ``--config`` gives only the local part
 (listeners, advertise address, timers), its phones are ignored. SIGTERM/SIGINT stop the edge.
 """
@@ -41,7 +42,15 @@ from edge.config import (
 from edge.config_cache import ConfigCache, ConfigCacheError
 from edge.feed import FeedError
 from edge.outbox import Outbox, OutboxError
-from edge.pairing import EdgeCredentials, PairingRefused, load_credentials, pair
+from edge.pairing import (
+    EdgeCredentials,
+    PairingRefused,
+    TrustError,
+    load_credentials,
+    pair,
+    split_join_token,
+    trusted_ca,
+)
 from edge.sipserver import SipService
 from edge.uplink import Backoff, Uplink
 
@@ -141,8 +150,8 @@ def _paired_local(args: argparse.Namespace) -> EdgeConfig | str:
     return local_defaults(args.data_dir)
 
 
-def _targets(args: argparse.Namespace) -> tuple[str, str] | str:
-    """(edge port target, pairing port target) as gRPC addresses, or an error message."""
+def _targets(args: argparse.Namespace) -> tuple[str, HostPort] | str:
+    """(edge port target as a gRPC address, pairing port address), or an error message."""
     try:
         address = parse_host_port(args.controlplane)
     except ConfigError as exc:
@@ -150,42 +159,45 @@ def _targets(args: argparse.Namespace) -> tuple[str, str] | str:
     pairing_port = args.pairing_port if args.pairing_port is not None else address.port + 1
     if not 0 < pairing_port <= 65535 or address.port == 0:
         return "--controlplane/--pairing-port: ports must be 1 to 65535"
-    return str(address), str(HostPort(address.host, pairing_port))
+    return str(address), HostPort(address.host, pairing_port)
 
 
 async def _pair_until_done(
-    args: argparse.Namespace, target: str, data_dir: Path
+    args: argparse.Namespace, target: HostPort, data_dir: Path
 ) -> EdgeCredentials | int:
     """Pair (retrying while the control plane is unreachable); an exit status on refusal."""
-    if args.pairing_token is None or args.controlplane_ca is None:
+    if args.pairing_token is None:
         print(
-            "voxedge-edge: not paired yet: the first start needs --pairing-token and "
-            "--controlplane-ca",
+            "voxedge-edge: not paired yet: the first start needs --pairing-token (the join "
+            "token the admin API issued)",
             file=sys.stderr,
         )
         return 2
-    try:
-        ca_pem = args.controlplane_ca.read_bytes()
-    except OSError as exc:
-        print(f"voxedge-edge: --controlplane-ca: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+    secret, pin = split_join_token(args.pairing_token)
+    ca_file_pem = None
+    if args.controlplane_ca is not None:
+        try:
+            ca_file_pem = args.controlplane_ca.read_bytes()
+        except OSError as exc:
+            print(f"voxedge-edge: --controlplane-ca: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     backoff = Backoff(0.5, PAIR_RETRY_CAP)
     while True:
         try:
-            credentials, _ = await pair(target, ca_pem, args.pairing_token, data_dir)
+            ca_pem = await asyncio.to_thread(trusted_ca, target.host, target.port, pin, ca_file_pem)
+            credentials, _ = await pair(str(target), ca_pem, secret, data_dir)
             return credentials
-        except PairingRefused as exc:
+        except (PairingRefused, TrustError) as exc:
             print(f"voxedge-edge: pairing refused: {exc}", file=sys.stderr)
             return 2
-        except grpc.aio.AioRpcError as error:
+        except (grpc.aio.AioRpcError, OSError) as error:
             delay = backoff.next()
-            log.warning(
-                "pairing at %s failed (%s: %s); again in %.1f s",
-                target,
-                error.code().name,
-                error.details(),
-                delay,
+            reason = (
+                f"{error.code().name}: {error.details()}"
+                if isinstance(error, grpc.aio.AioRpcError)
+                else str(error)
             )
+            log.warning("pairing at %s failed (%s); again in %.1f s", target, reason, delay)
             await asyncio.sleep(delay)
 
 
@@ -300,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         help="single-use token for the first start (or $VOXEDGE_PAIRING_TOKEN, kept out of ps)",
     )
     parser.add_argument(
-        "--controlplane-ca", type=Path, help="the control plane's CA PEM (first start)"
+        "--controlplane-ca",
+        type=Path,
+        help="the control plane's CA PEM (first start; not needed with a join token's CA pin)",
     )
     parser.add_argument(
         "--pairing-port", type=int, help="the control plane's pairing port (default PORT+1)"

@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         token, phones = provision(api, admin_password)
         grpc_host = args.grpc.rpartition(":")[0]
         edge_args = [*python, "edge", "--controlplane", f"{grpc_host}:{ready[1]}"]
-        edge_args += ["--pairing-port", ready[2], "--pairing-token", token]
-        edge_args += ["--controlplane-ca", str(ca_file), "--data-dir", str(edge_dir)]
+        edge_args += ["--pairing-port", ready[2], f"--pairing-token={token}"]
+        edge_args += ["--data-dir", str(edge_dir)]  # the join token pins the CA
         if args.edge_config:
             edge_args += ["--config", str(args.edge_config)]
         edge = subprocess.Popen(edge_args, stdout=subprocess.PIPE)

@@ -111,8 +111,9 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
             work / "edge",
             [
                 *("--controlplane", f"127.0.0.1:{cp.grpc_port}"),
+                # The join token alone: its CA pin is the edge's only trust anchor.
                 *("--pairing-port", str(cp.pairing_port), f"--pairing-token={token}"),
-                *("--controlplane-ca", str(cp.ca_file), "--data-dir", str(work / "edge-data")),
+                *("--data-dir", str(work / "edge-data")),
                 *("--config", str(work / "local.toml")),
             ],
         )
@@ -136,6 +137,13 @@ def until(check: Any, within: float) -> tuple[Any, float]:
         if result or time.monotonic() - began > within:
             return result, started
         time.sleep(0.05)
+
+
+def test_the_edge_paired_with_the_join_token_alone(plant: Plant) -> None:
+    stored_ca = (plant.work / "edge-data" / "controlplane-ca.pem").read_bytes()
+    assert stored_ca == plant.cp.ca_pem
+    edge = plant.api.get(f"/edges/{plant.edge_id}").json()
+    assert edge["paired"] and edge["status"] == "online"
 
 
 def test_a_phone_created_over_https_registers_within_a_second(plant: Plant) -> None:

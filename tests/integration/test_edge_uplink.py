@@ -369,12 +369,37 @@ async def test_refused_pairing_exits_2_with_the_servers_reason(plant: Plant) -> 
         await _stop(edge)
 
 
+async def test_a_bare_token_without_a_ca_file_is_refused(plant: Plant) -> None:
+    """Nothing to trust the pairing port with: no pin in the token, no --controlplane-ca."""
+    token = await _token(plant)
+    edge = PairedEdgeProcess(plant.tmp / "edge", [*plant.edge_args(), f"--pairing-token={token}"])
+    await asyncio.to_thread(edge.start)
+    try:
+        assert await asyncio.to_thread(edge.wait, WAIT) == 2
+        assert "the token carries no CA pin" in edge.log()
+    finally:
+        await _stop(edge)
+
+
+async def test_a_join_token_whose_pin_is_not_the_servers_ca_is_refused(plant: Plant) -> None:
+    rogue = CertificateAuthority.create("rogue", utcnow())
+    token = f"{await _token(plant)}.{rogue.pin}"
+    edge = PairedEdgeProcess(plant.tmp / "edge", [*plant.edge_args(), f"--pairing-token={token}"])
+    await asyncio.to_thread(edge.start)
+    try:
+        assert await asyncio.to_thread(edge.wait, WAIT) == 2
+        assert "matches the join token's pin" in edge.log()
+        assert not (plant.data_dir / "edge.key").exists()
+    finally:
+        await _stop(edge)
+
+
 async def test_first_start_without_a_token_is_refused(plant: Plant) -> None:
     edge = PairedEdgeProcess(plant.tmp / "edge", plant.edge_args())
     await asyncio.to_thread(edge.start)
     try:
         assert await asyncio.to_thread(edge.wait, WAIT) == 2
-        assert "needs --pairing-token and --controlplane-ca" in edge.log()
+        assert "the first start needs --pairing-token" in edge.log()
     finally:
         await _stop(edge)
 
