@@ -4,11 +4,11 @@ Remote survivability (DESIGN.md, Survivability flow): an edge restarted while th
 is out of reach starts SIP from this snapshot and resumes ``WatchConfig`` from its version.
 
 One row in its own table (``config_snapshot``) of the file the Outbox uses, with its own row
-(``config_cache``) in the shared ``schema_version`` table. The serialised ``ConfigSnapshot``
-proto is stored with its SHA-256, so a damaged row is recognised (protobuf parses much garbage
-without complaint) and refused with a ``ConfigCacheError`` rather than run. ``save`` is one
-``BEGIN IMMEDIATE … COMMIT`` under WAL and ``synchronous=FULL``: durable on return, and a crash
-leaves either the old row or the new one, never a mix.
+(``config_cache``) in the shared ``schema_version`` table (edge.cache_file). The serialised
+``ConfigSnapshot`` proto is stored with its SHA-256, so a damaged row is recognised (protobuf
+parses much garbage without complaint) and refused with a ``ConfigCacheError`` rather than
+run. ``save`` is one ``BEGIN IMMEDIATE … COMMIT`` under WAL and ``synchronous=FULL``: durable
+on return, and a crash leaves either the old row or the new one, never a mix.
 
 Threading: like the Outbox, synchronous and blocking (fsync); the asyncio glue calls it from a
 worker thread. Calls are serialised by a lock.
@@ -18,18 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
 
 from google.protobuf.message import DecodeError
 
+from edge.cache_file import CacheFile
 from protos.voxedge.v1 import edge_pb2
 
-_COMPONENT = "config_cache"
 MAX_SNAPSHOT_BYTES = 256 << 20
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -56,70 +51,10 @@ class CachedSnapshot:
     saved: float
 
 
-class ConfigCache:
-    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise ConfigCacheError(f"{path}: journal_mode is {mode!r}, WAL is required")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise ConfigCacheError(f"{path}: {exc}") from exc
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _migrate(self) -> None:
-        if self._schema_version() == SCHEMA_VERSION:
-            return
-        with self._transaction() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version "
-                "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-            )
-            for step in _MIGRATIONS[self._schema_version() :]:
-                for statement in step:
-                    db.execute(statement)
-            db.execute(
-                "INSERT OR REPLACE INTO schema_version (component, version) VALUES (?, ?)",
-                (_COMPONENT, SCHEMA_VERSION),
-            )
-
-    def _schema_version(self) -> int:
-        db = self._db
-        row = None
-        if db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-        ).fetchone():
-            row = db.execute(
-                "SELECT version FROM schema_version WHERE component = ?", (_COMPONENT,)
-            ).fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise ConfigCacheError(
-                f"{self.path}: config cache schema version {version} is newer than "
-                f"this edge's {SCHEMA_VERSION}"
-            )
-        return version
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+class ConfigCache(CacheFile):
+    component = "config_cache"
+    migrations = _MIGRATIONS
+    error = ConfigCacheError
 
     def save(self, version: int, snapshot: edge_pb2.ConfigSnapshot, now: float) -> None:
         """Replace the cached snapshot; durable on return."""
@@ -162,18 +97,3 @@ class ConfigCache:
                 f"{self.path}: cached snapshot version {version} does not parse: {exc}"
             ) from exc
         return CachedSnapshot(version, snapshot, float(saved))
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> ConfigCache:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

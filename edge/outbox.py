@@ -16,27 +16,24 @@ opened it; calls are serialised by a lock, so the object is safe from one thread
 never corrupts state if two overlap. Other connections to the same file (e.g. a metrics reader)
 may read while this one writes: WAL allows that.
 
-The schema is versioned per component in ``schema_version`` (the config snapshot cache shares
-the ``cache.sqlite`` file and keeps its own row); ``_MIGRATIONS[i]`` takes the outbox from
-version ``i`` to ``i + 1``, so later issues append steps rather than edit old ones.
+The file handling (WAL, ``synchronous=FULL``, explicit transactions, the schema version per
+component shared with the config snapshot cache) is edge.cache_file's; ``_MIGRATIONS[i]``
+takes the outbox from version ``i`` to ``i + 1``.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+
+from edge.cache_file import CacheFile
 
 MAX_PENDING = 1_000_000
 MAX_PAYLOAD_BYTES = 1 << 20  # 1 MiB of UTF-8 JSON per item
 MAX_KEY_CHARS = 512
 MAX_KIND_CHARS = 64
-_COMPONENT = "outbox"
 
 # Pending/delivered counts are kept by triggers in the same transactions as the rows, so the
 # bound check in put() is O(1) at a million rows and exact for every connection to the file.
@@ -128,8 +125,12 @@ def _check_name(field: str, value: str, limit: int) -> None:
         raise ValueError(f"{field} is not valid Unicode text: {value!r}") from None
 
 
-class Outbox:
+class Outbox(CacheFile):
     """The durable queue in ``path`` (normally ``cache.sqlite`` in the edge's data dir)."""
+
+    component = "outbox"
+    migrations = _MIGRATIONS
+    error = OutboxError
 
     def __init__(
         self,
@@ -143,77 +144,9 @@ class Outbox:
             raise ValueError(f"max_pending must be positive, got {max_pending}")
         if max_payload_bytes < 2:
             raise ValueError(f"max_payload_bytes too small: {max_payload_bytes}")
-        self.path = path
         self.max_pending = max_pending
         self.max_payload_bytes = max_payload_bytes
-        self._lock = threading.Lock()
-        # isolation_level=None: no implicit transactions; each write is an explicit
-        # BEGIN IMMEDIATE ... COMMIT, so "committed" means exactly what put() promises.
-        self._db = sqlite3.connect(
-            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            self._configure()
-            self._migrate()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _configure(self) -> None:
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise OutboxError(f"{self.path}: journal_mode is {mode!r}, WAL is required")
-        self._db.execute("PRAGMA synchronous=FULL")
-
-    def _migrate(self) -> None:
-        # Read first: an up-to-date file opens without the write lock, so a reader can open
-        # it while another connection is writing. Only a migration takes the lock, and then
-        # reads the version again in case another process migrated meanwhile.
-        if self._schema_version() == SCHEMA_VERSION:
-            return
-        with self._transaction() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version "
-                "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-            )
-            version = self._schema_version()
-            for step in _MIGRATIONS[version:]:
-                for statement in step:
-                    db.execute(statement)
-            db.execute(
-                "INSERT OR REPLACE INTO schema_version (component, version) VALUES (?, ?)",
-                (_COMPONENT, SCHEMA_VERSION),
-            )
-
-    def _schema_version(self) -> int:
-        db = self._db
-        row = None
-        if db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-        ).fetchone():
-            row = db.execute(
-                "SELECT version FROM schema_version WHERE component = ?", (_COMPONENT,)
-            ).fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise OutboxError(
-                f"{self.path}: outbox schema version {version} is newer than "
-                f"this edge's {SCHEMA_VERSION}"
-            )
-        return version
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE (take the write lock up front, no upgrade deadlock) ... COMMIT."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            if db.in_transaction:  # some errors (disk full) have rolled back already
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        super().__init__(path, busy_timeout=busy_timeout)
 
     def put(self, kind: str, key: str, payload: Mapping[str, object], now: float) -> bool:
         """Queue ``payload`` under ``key``; durable on return. False if the key is queued."""
@@ -313,18 +246,3 @@ class Outbox:
                 "SELECT pending, delivered FROM outbox_counts"
             ).fetchone()
         return {"pending": int(pending), "delivered": int(delivered)}
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -17,6 +17,22 @@ ROOT = Path(__file__).resolve().parents[2]
 _LISTENER_RE = re.compile(r"^\s+(phones|trunks)\s+(udp|tcp|tls)\s+([\d.]+):(\d+)$")
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> int | None:
+    """SIGTERM by PID, SIGKILL after ``timeout``; the exit status (None: never started)."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    if proc.stdout is not None:
+        proc.stdout.close()
+    return proc.returncode
+
+
 def phones_toml(phones: Iterable[tuple[str, str]], extra: str = "") -> str:
     return "".join(
         f'[[phones]]\nname = "u{ext}"\ntype = "generic_sip"\nextension = "{ext}"\n'
@@ -123,19 +139,7 @@ class EdgeProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 5.0) -> int | None:
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        return proc.returncode
+        return stop_process(self.proc, timeout)
 
     def __enter__(self) -> EdgeProcess:
         return self.start()
@@ -220,16 +224,4 @@ class PairedEdgeProcess:
             self.proc.stdout.close()
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        return proc.returncode
+        return stop_process(self.proc, timeout)

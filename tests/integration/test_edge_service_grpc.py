@@ -14,10 +14,6 @@ from typing import Any
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy import delete, func, select, update
 
 from controlplane.ca import CertificateAuthority
@@ -38,6 +34,7 @@ from controlplane.models import (
 )
 from controlplane.passwords import digest_ha1
 from controlplane.store import Store, sqlite_url
+from edge.pairing import new_key_and_csr
 from protos.voxedge.v1 import edge_pb2, edge_pb2_grpc
 
 pytestmark = pytest.mark.integration
@@ -99,19 +96,8 @@ def _phone(org: Organisation, extension: str) -> Phone:
 
 
 def _csr() -> tuple[bytes, bytes]:
-    """(private key PEM, CSR PEM) of a fresh EC P-256 key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "whatever")]))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return key_pem, csr.public_bytes(serialization.Encoding.PEM)
+    """(private key PEM, CSR PEM) of a fresh EC P-256 key, as an edge makes them."""
+    return new_key_and_csr()
 
 
 def _pairing_channel(plant: Plant) -> grpc.aio.Channel:
